@@ -1,0 +1,123 @@
+//! The composed domain: every service an instance needs, built once at
+//! start-up from its [`Settings`]. No HTTP here; `web` holds an
+//! `Arc<Civitas>` as its state and `cli` uses it for operator commands.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::clients::Clients;
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::ephemeral::{Cache, Ephemeral as _, EphemeralError};
+use crate::keys::{KeyError, KeyManager};
+use crate::oidc::discovery::{DiscoveryInput, ProviderMetadata};
+use crate::store::{Database, StoreError};
+
+/// Why an instance could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Database connection or migration.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Cache URL.
+    #[error(transparent)]
+    Cache(#[from] EphemeralError),
+    /// Signing keys.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The listen address.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// One instance's services.
+#[derive(Debug)]
+pub struct Civitas {
+    /// Its settings.
+    pub settings: Settings,
+    /// The time.
+    pub clock: SharedClock,
+    /// Durable storage.
+    pub db: Database,
+    /// Ephemeral state.
+    pub cache: Cache,
+    /// Signing keys.
+    pub keys: Arc<KeyManager>,
+    /// Relying parties.
+    pub clients: Clients,
+    discovery: Bytes,
+}
+
+/// Health of the instance's dependencies (`/readyz`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// Does the database answer?
+    pub database: bool,
+    /// Does the cache answer?
+    pub cache: bool,
+}
+
+impl Civitas {
+    /// Connects to the database (applying migrations), opens the cache and
+    /// loads (or on first start generates) the signing keys.
+    ///
+    /// # Errors
+    /// If any of them fails.
+    pub async fn build(settings: Settings, clock: SharedClock) -> Result<Self, StartError> {
+        let db = Database::connect(&settings.database_url, &settings.database).await?;
+        db.migrate().await?;
+        let cache = Cache::open(&settings.cache_url, &settings.cache_prefix)?;
+        let keys = KeyManager::open(
+            &settings.keys_dir,
+            clock.clone(),
+            key_retention_secs(&settings),
+        )?;
+        let discovery = ProviderMetadata::new(&DiscoveryInput {
+            issuer: &settings.issuer,
+            registration_enabled: settings.registration_token.is_some(),
+        })
+        .to_bytes();
+        Ok(Self {
+            clients: Clients::new(db.clone(), clock.clone()),
+            keys: Arc::new(keys),
+            settings,
+            clock,
+            db,
+            cache,
+            discovery,
+        })
+    }
+
+    /// The discovery document, serialised at start-up.
+    #[must_use]
+    pub fn discovery(&self) -> Bytes {
+        self.discovery.clone()
+    }
+
+    /// Checks the database and the cache, each within `timeout`.
+    pub async fn readiness(&self, timeout: std::time::Duration) -> Readiness {
+        let db = tokio::time::timeout(timeout, self.db.ping());
+        let cache = tokio::time::timeout(timeout, self.cache.ping());
+        let (db, cache) = tokio::join!(db, cache);
+        Readiness {
+            database: matches!(db, Ok(Ok(()))),
+            cache: matches!(cache, Ok(Ok(()))),
+        }
+    }
+}
+
+/// How long a retired key stays published: the longest lifetime of a token it
+/// may have signed, plus one reload interval for instances that switched late.
+#[must_use]
+pub fn key_retention_secs(settings: &Settings) -> u64 {
+    (settings.longest_signed_token_ttl() + settings.keys.reload_interval).as_secs()
+}

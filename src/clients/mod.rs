@@ -1,0 +1,359 @@
+//! Relying parties: registration (RFC 7591), configuration management
+//! (RFC 7592) and the operator's own client commands.
+//!
+//! Secrets are generated here with 256 bits of entropy, returned once, and
+//! stored only as SHA-256 hashes ([`crate::secrets`]). Subjects are pairwise
+//! for every client unless the operator sets `public` (OIDC Core §8).
+
+pub mod metadata;
+mod store;
+
+use std::fmt;
+
+use serde::Serialize;
+
+pub use metadata::{AuthMethod, ClientMetadata, GrantType, MetadataRequest, RedirectUri};
+
+use crate::clock::{SharedClock, UnixTime};
+use crate::secrets::{Secret, SecretHash, random_token};
+use crate::store::{Database, StoreError};
+
+/// Why a client operation failed. The first four map one-to-one to RFC 7591
+/// §3.2.2 and RFC 6750 §3.1 error codes.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `invalid_redirect_uri`: a redirect URI is not acceptable.
+    #[error("{0}")]
+    InvalidRedirectUri(String),
+    /// `invalid_client_metadata`: another member is not acceptable.
+    #[error("{0}")]
+    InvalidMetadata(String),
+    /// The initial or registration access token is missing or wrong, or
+    /// names no client (indistinguishable on purpose).
+    #[error("the access token is missing, invalid or revoked")]
+    Unauthorized,
+    /// No such client (operator commands only; the API says `Unauthorized`).
+    #[error("no client `{0}`")]
+    NotFound(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A client identifier: opaque, server-generated, compared exactly.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// A new random identifier (128 bits).
+    #[must_use]
+    pub fn generate() -> Self {
+        Self(random_token(16))
+    }
+
+    /// Wraps an identifier received from a caller or the database.
+    #[must_use]
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The identifier.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClientId({})", self.0)
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How the client's end-user identifiers are formed (OIDC Core §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectType {
+    /// A different `sub` per sector: the default for every client.
+    Pairwise,
+    /// The same `sub` everywhere: only by the operator's decision.
+    Public,
+}
+
+impl SubjectType {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pairwise => "pairwise",
+            Self::Public => "public",
+        }
+    }
+}
+
+/// A registered relying party.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// Its identifier.
+    pub client_id: ClientId,
+    /// Its validated metadata.
+    pub metadata: ClientMetadata,
+    /// Marked first-party by the operator: consent is not asked.
+    pub first_party: bool,
+    /// Pairwise unless the operator decided otherwise.
+    pub subject_type: SubjectType,
+    /// When it was registered.
+    pub created_at: UnixTime,
+    /// When its metadata last changed.
+    pub updated_at: UnixTime,
+    secret_hash: Option<SecretHash>,
+    registration_token_hash: Option<SecretHash>,
+}
+
+impl Client {
+    /// Does `presented` match this client's secret (constant-time)?
+    #[must_use]
+    pub fn verify_secret(&self, presented: &str) -> bool {
+        self.secret_hash
+            .as_ref()
+            .is_some_and(|h| h.verify(presented))
+    }
+
+    /// Is `uri` exactly one of the registered redirect URIs?
+    #[must_use]
+    pub fn has_redirect_uri(&self, uri: &str) -> bool {
+        self.metadata
+            .redirect_uris
+            .iter()
+            .any(|r| r.as_str() == uri)
+    }
+
+    /// Has a secret been issued?
+    #[must_use]
+    pub fn has_secret(&self) -> bool {
+        self.secret_hash.is_some()
+    }
+}
+
+/// What the operator decides about a client, beyond its metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct OperatorOptions {
+    /// Skip consent.
+    pub first_party: bool,
+    /// Pairwise or public subjects.
+    pub subject_type: SubjectType,
+    /// Issue a registration access token (RFC 7592)?
+    pub registration_token: bool,
+}
+
+impl Default for OperatorOptions {
+    /// Dynamically registered clients: third-party, pairwise, manageable.
+    fn default() -> Self {
+        Self {
+            first_party: false,
+            subject_type: SubjectType::Pairwise,
+            registration_token: true,
+        }
+    }
+}
+
+/// A client together with the secrets issued to it just now (returned once).
+#[derive(Debug)]
+pub struct Issued {
+    /// The client as stored.
+    pub client: Client,
+    /// Its new secret, if its authentication method uses one and one was issued.
+    pub client_secret: Option<Secret>,
+    /// Its new registration access token, if one was issued.
+    pub registration_access_token: Option<Secret>,
+}
+
+/// The client registry.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    db: Database,
+    clock: SharedClock,
+}
+
+impl Clients {
+    /// The registry on `db`.
+    #[must_use]
+    pub fn new(db: Database, clock: SharedClock) -> Self {
+        Self { db, clock }
+    }
+
+    /// Registers a client with validated metadata.
+    ///
+    /// # Errors
+    /// If the database fails.
+    #[tracing::instrument(skip_all, fields(client_id))]
+    pub async fn register(
+        &self,
+        metadata: ClientMetadata,
+        options: OperatorOptions,
+    ) -> Result<Issued, ClientError> {
+        let now = self.clock.now();
+        let client_secret = metadata
+            .token_endpoint_auth_method
+            .uses_secret()
+            .then(Secret::generate);
+        let registration_access_token = options.registration_token.then(Secret::generate);
+        let client = Client {
+            client_id: ClientId::generate(),
+            metadata,
+            first_party: options.first_party,
+            subject_type: options.subject_type,
+            created_at: now,
+            updated_at: now,
+            secret_hash: client_secret.as_ref().map(Secret::hash),
+            registration_token_hash: registration_access_token.as_ref().map(Secret::hash),
+        };
+        tracing::Span::current().record("client_id", client.client_id.as_str());
+        store::insert_client(&self.db, &client).await?;
+        tracing::info!("client registered");
+        Ok(Issued {
+            client,
+            client_secret,
+            registration_access_token,
+        })
+    }
+
+    /// The client with this id, if any.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub async fn get(&self, client_id: &str) -> Result<Option<Client>, ClientError> {
+        Ok(store::get_client(&self.db, client_id).await?)
+    }
+
+    /// Every client, oldest first.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub async fn list(&self) -> Result<Vec<Client>, ClientError> {
+        Ok(store::list_clients(&self.db).await?)
+    }
+
+    /// The client `client_id` if `token` is its registration access token
+    /// (RFC 7592 §1). Unknown client and wrong token are the same error.
+    ///
+    /// # Errors
+    /// [`ClientError::Unauthorized`].
+    pub async fn authorize_management(
+        &self,
+        client_id: &str,
+        token: &str,
+    ) -> Result<Client, ClientError> {
+        let client = self
+            .get(client_id)
+            .await?
+            .ok_or(ClientError::Unauthorized)?;
+        match &client.registration_token_hash {
+            Some(h) if h.verify(token) => Ok(client),
+            _ => Err(ClientError::Unauthorized),
+        }
+    }
+
+    /// Replaces a client's metadata (RFC 7592 §2.2). A client that moves to a
+    /// secret-based method without having a secret gets one; a client that
+    /// leaves them loses its secret.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub async fn update(
+        &self,
+        client: &Client,
+        metadata: ClientMetadata,
+    ) -> Result<Issued, ClientError> {
+        let mut updated = client.clone();
+        let uses_secret = metadata.token_endpoint_auth_method.uses_secret();
+        let client_secret = (uses_secret && client.secret_hash.is_none()).then(Secret::generate);
+        if let Some(s) = &client_secret {
+            updated.secret_hash = Some(s.hash());
+        }
+        if !uses_secret {
+            updated.secret_hash = None;
+        }
+        updated.metadata = metadata;
+        updated.updated_at = self.clock.now();
+        store::update_client(&self.db, &updated).await?;
+        tracing::info!(client_id = %updated.client_id, "client updated");
+        Ok(Issued {
+            client: updated,
+            client_secret,
+            registration_access_token: None,
+        })
+    }
+
+    /// Deletes a client; `false` if there was none.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub async fn delete(&self, client_id: &str) -> Result<bool, ClientError> {
+        let deleted = store::delete_client(&self.db, client_id).await?;
+        if deleted {
+            tracing::info!(client_id, "client deleted");
+        }
+        Ok(deleted)
+    }
+
+    /// Issues a new secret to a confidential client (operator command),
+    /// replacing the old one at once.
+    ///
+    /// # Errors
+    /// If the client does not exist, does not use a secret, or the database fails.
+    pub async fn reset_secret(&self, client_id: &str) -> Result<Secret, ClientError> {
+        let mut client = self
+            .get(client_id)
+            .await?
+            .ok_or_else(|| ClientError::NotFound(client_id.into()))?;
+        if !client.metadata.token_endpoint_auth_method.uses_secret() {
+            return Err(ClientError::InvalidMetadata(
+                "this client does not authenticate with a secret".into(),
+            ));
+        }
+        let secret = Secret::generate();
+        client.secret_hash = Some(secret.hash());
+        client.updated_at = self.clock.now();
+        store::update_client(&self.db, &client).await?;
+        Ok(secret)
+    }
+}
+
+impl Clients {
+    /// Replaces the registration access token `old` of `client` with a new
+    /// one, only if `old` is still the current one (two concurrent uses of
+    /// one token: the second is refused).
+    ///
+    /// # Errors
+    /// [`ClientError::Unauthorized`] if the token changed meanwhile.
+    pub async fn rotate_registration_token(
+        &self,
+        client: &Client,
+        old: &str,
+    ) -> Result<Issued, ClientError> {
+        let token = Secret::generate();
+        let rotated = store::replace_registration_token(
+            &self.db,
+            client.client_id.as_str(),
+            &SecretHash::of(old),
+            &token.hash(),
+        )
+        .await?;
+        if !rotated {
+            return Err(ClientError::Unauthorized);
+        }
+        let mut client = client.clone();
+        client.registration_token_hash = Some(token.hash());
+        Ok(Issued {
+            client,
+            client_secret: None,
+            registration_access_token: Some(token),
+        })
+    }
+}

@@ -1,0 +1,121 @@
+//! Client SQL, one text for SQLite and PostgreSQL.
+
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use super::{Client, ClientId, ClientMetadata, SubjectType};
+use crate::clock::UnixTime;
+use crate::secrets::SecretHash;
+use crate::store::{Database, StoreError, flag};
+
+fn metadata_json(client: &Client) -> Result<String, StoreError> {
+    serde_json::to_string(&client.metadata).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(super) async fn insert_client(db: &Database, client: &Client) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO clients (client_id, secret_hash, registration_token_hash, metadata, first_party, \
+         subject_type, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(client.client_id.as_str())
+    .bind(client.secret_hash.as_ref().map(|h| h.as_str().to_owned()))
+    .bind(client.registration_token_hash.as_ref().map(|h| h.as_str().to_owned()))
+    .bind(metadata_json(client)?)
+    .bind(i64::from(client.first_party))
+    .bind(client.subject_type.as_str())
+    .bind(client.created_at.0)
+    .bind(client.updated_at.0)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn update_client(db: &Database, client: &Client) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE clients SET secret_hash = $2, registration_token_hash = $3, metadata = $4, first_party = $5, \
+         subject_type = $6, updated_at = $7 WHERE client_id = $1",
+    )
+    .bind(client.client_id.as_str())
+    .bind(client.secret_hash.as_ref().map(|h| h.as_str().to_owned()))
+    .bind(client.registration_token_hash.as_ref().map(|h| h.as_str().to_owned()))
+    .bind(metadata_json(client)?)
+    .bind(i64::from(client.first_party))
+    .bind(client.subject_type.as_str())
+    .bind(client.updated_at.0)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn get_client(
+    db: &Database,
+    client_id: &str,
+) -> Result<Option<Client>, StoreError> {
+    let row = sqlx::query(
+        "SELECT client_id, secret_hash, registration_token_hash, metadata, first_party, subject_type, \
+         created_at, updated_at FROM clients WHERE client_id = $1",
+    )
+    .bind(client_id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| from_row(&r)).transpose()
+}
+
+pub(super) async fn list_clients(db: &Database) -> Result<Vec<Client>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT client_id, secret_hash, registration_token_hash, metadata, first_party, subject_type, \
+         created_at, updated_at FROM clients ORDER BY created_at, client_id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub(super) async fn delete_client(db: &Database, client_id: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+        .bind(client_id)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+fn from_row(row: &AnyRow) -> Result<Client, StoreError> {
+    let metadata: String = row.try_get("metadata")?;
+    let metadata: ClientMetadata = serde_json::from_str(&metadata)
+        .map_err(|e| StoreError::Corrupt(format!("client metadata: {e}")))?;
+    let subject_type = match row.try_get::<String, _>("subject_type")?.as_str() {
+        "public" => SubjectType::Public,
+        _ => SubjectType::Pairwise,
+    };
+    Ok(Client {
+        client_id: ClientId::new(row.try_get::<String, _>("client_id")?),
+        metadata,
+        first_party: flag(row.try_get("first_party")?),
+        subject_type,
+        created_at: UnixTime(row.try_get("created_at")?),
+        updated_at: UnixTime(row.try_get("updated_at")?),
+        secret_hash: row
+            .try_get::<Option<String>, _>("secret_hash")?
+            .map(SecretHash::from_stored),
+        registration_token_hash: row
+            .try_get::<Option<String>, _>("registration_token_hash")?
+            .map(SecretHash::from_stored),
+    })
+}
+
+pub(super) async fn replace_registration_token(
+    db: &Database,
+    client_id: &str,
+    old: &SecretHash,
+    new: &SecretHash,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE clients SET registration_token_hash = $3 WHERE client_id = $1 AND registration_token_hash = $2",
+    )
+    .bind(client_id)
+    .bind(old.as_str())
+    .bind(new.as_str())
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,449 @@
+//! Typed, layered configuration.
+//!
+//! Layers, later ones winning: built-in defaults, then an optional TOML file
+//! (`civitas.toml`, or the file named by `--config` / `CIVITAS_CONFIG`), then
+//! `CIVITAS_*` environment variables (nested keys with `__`, for example
+//! `CIVITAS_TOKENS__ACCESS_TOKEN_TTL=5m`). Unknown keys in any layer are an
+//! error that names the key: a misspelt setting must never be silently ignored.
+//! The reference is `docs/configuration.md`; the names are a stable interface.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+
+use crate::secrets::Secret;
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer could not be read or has an unknown or ill-typed key.
+    #[error("configuration: {0}")]
+    Load(String),
+    /// A value is well-typed but not acceptable.
+    #[error("configuration: `{key}` {reason}")]
+    Invalid {
+        /// The setting's name.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// All settings of a Civitas instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The issuer identifier: the https URL relying parties see (`CIVITAS_ISSUER`).
+    #[serde(deserialize_with = "string_like")]
+    pub issuer: String,
+    /// Address to listen on, `host:port` (`CIVITAS_LISTEN`).
+    #[serde(deserialize_with = "string_like")]
+    pub listen: String,
+    /// `sqlite:…` or `postgres://…` (`CIVITAS_DATABASE_URL`).
+    #[serde(deserialize_with = "string_like")]
+    pub database_url: String,
+    /// `memory` or `redis://…` (`CIVITAS_CACHE_URL`).
+    #[serde(deserialize_with = "string_like")]
+    pub cache_url: String,
+    /// Prefix of every key Civitas writes to Redis (`CIVITAS_CACHE_PREFIX`).
+    #[serde(deserialize_with = "string_like")]
+    pub cache_prefix: String,
+    /// Directory of the signing keys (`CIVITAS_KEYS_DIR`).
+    pub keys_dir: PathBuf,
+    /// Initial access token for dynamic client registration
+    /// (`CIVITAS_REGISTRATION_TOKEN`); registration is closed without one.
+    pub registration_token: Option<Secret>,
+    /// Token lifetimes.
+    pub tokens: TokenSettings,
+    /// Signing-key rotation.
+    pub keys: KeySettings,
+    /// Database pool.
+    pub database: DatabaseSettings,
+}
+
+/// Lifetimes of what Civitas issues.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    /// Access tokens (RFC 9068 JWTs). Default 5 minutes.
+    #[serde(with = "duration")]
+    pub access_token_ttl: Duration,
+    /// ID tokens. Default 5 minutes.
+    #[serde(with = "duration")]
+    pub id_token_ttl: Duration,
+    /// Authorization codes; at most 60 seconds. Default 60 seconds.
+    #[serde(with = "duration")]
+    pub authorization_code_ttl: Duration,
+    /// Refresh tokens, idle (sliding) lifetime. Default 1 day.
+    #[serde(with = "duration")]
+    pub refresh_token_idle_ttl: Duration,
+    /// Refresh tokens, absolute lifetime of a token family. Default 30 days.
+    #[serde(with = "duration")]
+    pub refresh_token_absolute_ttl: Duration,
+}
+
+/// Signing-key rotation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    /// How long a rotated-in key is published before it signs. Default 1 day:
+    /// longer than any relying party caches the JWKS.
+    #[serde(with = "duration")]
+    pub activation_delay: Duration,
+    /// How often an instance re-reads the keys directory. Default 30 seconds.
+    #[serde(with = "duration")]
+    pub reload_interval: Duration,
+}
+
+/// Database pool.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Largest number of pooled connections. Default 10.
+    pub max_connections: u32,
+    /// How long a request waits for a connection. Default 5 seconds.
+    #[serde(with = "duration")]
+    pub acquire_timeout: Duration,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: Duration::from_secs(300),
+            id_token_ttl: Duration::from_secs(300),
+            authorization_code_ttl: Duration::from_secs(60),
+            refresh_token_idle_ttl: Duration::from_secs(86_400),
+            refresh_token_absolute_ttl: Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        Self {
+            activation_delay: Duration::from_secs(86_400),
+            reload_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The built-in defaults, as a serialisable layer.
+#[derive(Serialize)]
+struct Defaults {
+    issuer: &'static str,
+    listen: &'static str,
+    database_url: &'static str,
+    cache_url: &'static str,
+    cache_prefix: &'static str,
+    keys_dir: &'static str,
+    tokens: TokenSettings,
+    keys: KeySettings,
+    database: DatabaseSettings,
+}
+
+const DEFAULTS: fn() -> Defaults = || Defaults {
+    issuer: "http://localhost:8080",
+    listen: "127.0.0.1:8080",
+    database_url: "sqlite:data/civitas.db",
+    cache_url: "memory",
+    cache_prefix: "civitas",
+    keys_dir: "keys",
+    tokens: TokenSettings::default(),
+    keys: KeySettings::default(),
+    database: DatabaseSettings::default(),
+};
+
+/// Environment variables that select the file rather than set a value.
+const NOT_SETTINGS: &[&str] = &["CONFIG"];
+
+impl Settings {
+    /// Loads defaults, then `file` if it exists (it must exist if `required`),
+    /// then the process environment.
+    ///
+    /// # Errors
+    /// An unreadable file, an unknown or ill-typed key, or an invalid value.
+    pub fn load(file: &Path, required: bool) -> Result<Self, ConfigError> {
+        if required && !file.exists() {
+            return Err(ConfigError::Load(format!(
+                "configuration file {} does not exist",
+                file.display()
+            )));
+        }
+        let env = Env::prefixed("CIVITAS_")
+            .filter(|k| {
+                !NOT_SETTINGS
+                    .iter()
+                    .any(|n| k.as_str().eq_ignore_ascii_case(n))
+            })
+            .split("__");
+        Self::from_figment(
+            Figment::from(Serialized::defaults(DEFAULTS()))
+                .merge(Toml::file(file))
+                .merge(env),
+        )
+    }
+
+    /// Defaults overridden by `overrides`, a TOML document; no file, no
+    /// environment. For tests and tools that build settings in code.
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub fn from_toml(overrides: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(
+            Figment::from(Serialized::defaults(DEFAULTS())).merge(Toml::string(overrides)),
+        )
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Self = figment.extract().map_err(|e| {
+            // figment reports every error of every layer; name them all.
+            ConfigError::Load(
+                e.into_iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let issuer = Url::parse(&self.issuer).map_err(|e| invalid("issuer", e))?;
+        if !matches!(issuer.scheme(), "https" | "http")
+            || issuer.query().is_some()
+            || issuer.fragment().is_some()
+            || self.issuer.ends_with('/')
+        {
+            // OIDC Discovery §3: https, no query or fragment; a trailing slash
+            // would make `iss` differ from the URL the RP configured.
+            return Err(invalid(
+                "issuer",
+                "must be an http(s) URL without query, fragment or trailing slash",
+            ));
+        }
+        if issuer.scheme() == "http" && !is_loopback_host(issuer.host_str().unwrap_or_default()) {
+            return Err(invalid(
+                "issuer",
+                "must be https unless the host is loopback",
+            ));
+        }
+        self.listen_addr()?;
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+        if !(self.cache_url == "memory"
+            || self.cache_url.starts_with("redis://")
+            || self.cache_url.starts_with("rediss://"))
+        {
+            return Err(invalid("cache_url", "must be `memory` or a redis:// URL"));
+        }
+        if self.tokens.authorization_code_ttl > Duration::from_secs(60)
+            || self.tokens.authorization_code_ttl.is_zero()
+        {
+            return Err(invalid(
+                "tokens.authorization_code_ttl",
+                "must be between 1 and 60 seconds",
+            ));
+        }
+        if let Some(token) = &self.registration_token
+            && token.expose().len() < 16
+        {
+            return Err(invalid(
+                "registration_token",
+                "must be at least 16 characters",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The listen address.
+    ///
+    /// # Errors
+    /// If `listen` is not `host:port`.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        use std::net::ToSocketAddrs as _;
+        self.listen
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| invalid("listen", "must be host:port"))
+    }
+
+    /// Is the issuer served over https (cookies get `Secure`)?
+    #[must_use]
+    pub fn issuer_is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// The longest lifetime of any JWT Civitas signs: how long a retired key
+    /// must stay published.
+    #[must_use]
+    pub fn longest_signed_token_ttl(&self) -> Duration {
+        self.tokens.access_token_ttl.max(self.tokens.id_token_ttl)
+    }
+}
+
+fn invalid(key: &'static str, reason: impl ToString) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.to_string(),
+    }
+}
+
+/// Is `host` a loopback host name or address?
+#[must_use]
+pub fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Deserialises any scalar as a string: the environment layer reads
+/// `CIVITAS_REGISTRATION_TOKEN=12345` as a number.
+///
+/// # Errors
+/// If the value is not a scalar.
+pub fn string_like<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        S(String),
+        I(i64),
+        U(u64),
+        F(f64),
+        B(bool),
+    }
+    Ok(match Scalar::deserialize(d)? {
+        Scalar::S(s) => s,
+        Scalar::I(i) => i.to_string(),
+        Scalar::U(u) => u.to_string(),
+        Scalar::F(f) => f.to_string(),
+        Scalar::B(b) => b.to_string(),
+    })
+}
+
+/// Durations as whole seconds (`300`) or with a unit (`"300s"`, `"5m"`, `"2h"`, `"1d"`).
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = super::string_like(d)?;
+        parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid duration `{text}`: use seconds or a number with s, m, h or d"
+            ))
+        })
+    }
+
+    pub(super) fn parse(text: &str) -> Option<Duration> {
+        let text = text.trim();
+        let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+            Some(i) => text.split_at(i),
+            None => (text, "s"),
+        };
+        let n: u64 = digits.parse().ok()?;
+        let mult = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
+            _ => return None,
+        };
+        n.checked_mul(mult).map(Duration::from_secs)
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn parses_units() {
+        assert_eq!(parse("300"), Some(Duration::from_secs(300)));
+        assert_eq!(parse("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse("1d"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse("5 parsecs"), None);
+        assert_eq!(parse("m"), None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let s = Settings::from_toml("").unwrap();
+        assert_eq!(s.issuer, "http://localhost:8080");
+        assert_eq!(s.database_url, "sqlite:data/civitas.db");
+        assert_eq!(s.cache_url, "memory");
+        assert_eq!(s.keys_dir, PathBuf::from("keys"));
+        assert!(s.registration_token.is_none());
+        assert_eq!(s.tokens.access_token_ttl, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn unknown_keys_are_an_error_that_names_the_key() {
+        let err = Settings::from_toml("isuer = \"https://id.example\"").unwrap_err();
+        assert!(err.to_string().contains("isuer"), "{err}");
+        let err = Settings::from_toml("[tokens]\naccess_ttl = 5").unwrap_err();
+        assert!(err.to_string().contains("access_ttl"), "{err}");
+    }
+
+    #[test]
+    fn durations_accept_units() {
+        let s = Settings::from_toml("[tokens]\naccess_token_ttl = \"10m\"").unwrap();
+        assert_eq!(s.tokens.access_token_ttl, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn invalid_values_are_refused_with_their_name() {
+        for (toml, key) in [
+            ("issuer = \"http://id.example.gov\"", "issuer"),
+            ("issuer = \"https://id.example.gov/\"", "issuer"),
+            ("database_url = \"mysql://x\"", "database_url"),
+            ("cache_url = \"memcached://x\"", "cache_url"),
+            ("listen = \"nowhere\"", "listen"),
+            (
+                "[tokens]\nauthorization_code_ttl = 600",
+                "authorization_code_ttl",
+            ),
+            ("registration_token = \"short\"", "registration_token"),
+        ] {
+            let err = Settings::from_toml(toml).unwrap_err();
+            assert!(err.to_string().contains(key), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn numeric_secrets_stay_strings() {
+        let s = Settings::from_toml("registration_token = 12345678901234567").unwrap();
+        assert_eq!(s.registration_token.unwrap().expose(), "12345678901234567");
+    }
+}

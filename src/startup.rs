@@ -1,0 +1,137 @@
+//! Starting and stopping a server: binds, spawns the background tasks, serves
+//! with graceful shutdown. Used by `civitas serve` and by the tests, which
+//! start instances in-process on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::app::{Civitas, StartError};
+use crate::clock::SharedClock;
+use crate::config::Settings;
+
+/// A server running in the background of the current runtime.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its services.
+    pub app: Arc<Civitas>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections, lets in-flight requests finish, stops the
+    /// background tasks and closes the database pool.
+    ///
+    /// # Errors
+    /// If the server task failed.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        let result = match self.server.await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        for t in self.tasks {
+            t.abort();
+        }
+        self.app.db.close().await;
+        result
+    }
+
+    /// Waits until `signal` completes, then shuts down gracefully.
+    ///
+    /// # Errors
+    /// If the server task failed.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> std::io::Result<()> {
+        signal.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        self.shutdown().await
+    }
+}
+
+/// Binds `settings.listen` and serves.
+///
+/// # Errors
+/// If the address cannot be bound or the services cannot start.
+pub async fn start(settings: Settings, clock: SharedClock) -> Result<RunningServer, StartError> {
+    let addr = settings.listen_addr()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+    start_on(listener, settings, clock).await
+}
+
+/// Serves on an already bound listener (tests bind port 0 first, so that the
+/// issuer URL can name the port).
+///
+/// # Errors
+/// If the services cannot start.
+pub async fn start_on(
+    listener: TcpListener,
+    settings: Settings,
+    clock: SharedClock,
+) -> Result<RunningServer, StartError> {
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: settings.listen.clone(),
+        source,
+    })?;
+    let app = Arc::new(Civitas::build(settings, clock).await?);
+    let (stop, stopped) = watch::channel(false);
+    let router = crate::web::router(app.clone());
+    let mut signal = stopped.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = signal.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    let tasks = vec![tokio::spawn(reload_keys(app.clone(), stopped))];
+    Ok(RunningServer {
+        addr,
+        app,
+        stop,
+        server,
+        tasks,
+    })
+}
+
+/// Re-reads the keys directory every reload interval, or sooner when a key's
+/// state is due to change (activation or end of publication).
+async fn reload_keys(app: Arc<Civitas>, mut stopped: watch::Receiver<bool>) {
+    let interval = app
+        .settings
+        .keys
+        .reload_interval
+        .max(Duration::from_secs(1));
+    loop {
+        let wait = app
+            .keys
+            .secs_until_next_change()
+            .map_or(interval, |s| interval.min(Duration::from_secs(s.max(1))));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        match app.keys.refresh() {
+            Ok(true) => tracing::info!("signing keys reloaded"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "signing keys could not be reloaded; keeping the current ones")
+            }
+        }
+    }
+}

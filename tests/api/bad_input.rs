@@ -1,0 +1,160 @@
+//! Bad input gets a 4xx JSON error and never a 5xx; the server keeps serving;
+//! an internal failure never shows its cause.
+
+use serde_json::Value;
+
+use crate::helpers::{REGISTRATION_TOKEN, Stack, TestApp};
+use crate::on_both_stacks;
+
+async fn post_register(app: &TestApp, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+    let res = app
+        .http
+        .post(app.url("/register"))
+        .bearer_auth(REGISTRATION_TOKEN)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let body = res.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+async fn malformed_bodies_get_a_json_4xx_and_the_server_keeps_serving(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let json = "application/json";
+    let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
+        ("malformed JSON", json, b"{\"redirect_uris\": [".to_vec(), 400),
+        ("not an object", json, b"[1,2,3]".to_vec(), 400),
+        ("invalid UTF-8", json, b"{\"client_name\": \"\xff\xfe\"}".to_vec(), 400),
+        (
+            "duplicate member",
+            json,
+            br#"{"redirect_uris": ["https://a.example/cb"], "redirect_uris": ["https://b.example/cb"]}"#.to_vec(),
+            400,
+        ),
+        ("trailing data", json, br#"{"redirect_uris": ["https://a.example/cb"]} {}"#.to_vec(), 400),
+        ("wrong type", json, br#"{"redirect_uris": [42]}"#.to_vec(), 400),
+        ("wrong content type", "text/plain", br#"{"redirect_uris": ["https://a.example/cb"]}"#.to_vec(), 415),
+        ("1 MB body", json, vec![b' '; 1024 * 1024], 413),
+        ("empty body", json, Vec::new(), 400),
+    ];
+    for (what, content_type, body, expected) in cases {
+        let (status, body) = post_register(&app, content_type, body).await;
+        assert_eq!(status, expected, "{what}: {body}");
+        assert!(
+            body["error"].is_string(),
+            "{what}: a JSON error body, got {body}"
+        );
+    }
+    let (_, body) = post_register(&app, json, br#"{"redirect_uris": [42]}"#.to_vec()).await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("redirect_uris"),
+        "{body}"
+    );
+
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert!(
+        app.app().clients.list().await.unwrap().is_empty(),
+        "nothing was written"
+    );
+}
+
+async fn unknown_paths_are_404_as_json_or_as_a_page(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let res = app.get("/no/such/endpoint").await;
+    assert_eq!(res.status(), 404);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+
+    let res = app
+        .http
+        .get(app.url("/no/such/page"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("<html lang=\"en\">") && html.contains("<h1>Page not found</h1>"),
+        "{html}"
+    );
+}
+
+async fn bad_authorization_headers_are_refused_cleanly(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    for value in [
+        "Bearer",
+        "Bearer ",
+        "Basic abc",
+        "bearer\tx",
+        "Bearer \u{7f}",
+    ] {
+        let res = app
+            .http
+            .get(app.url("/register/some-client"))
+            .header("authorization", value)
+            .send()
+            .await;
+        let Ok(res) = res else { continue }; // the HTTP client itself refused the header
+        assert!(
+            res.status().is_client_error(),
+            "{value:?}: {}",
+            res.status()
+        );
+    }
+}
+
+async fn an_internal_failure_shows_only_a_request_id(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    // Pull the database out from under the running instance.
+    app.app().db.close().await;
+    let res = app
+        .register(&serde_json::json!({"redirect_uris": ["https://a.example/cb"]}))
+        .await;
+    assert!(res.status().is_server_error(), "{}", res.status());
+    let header_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let text = res.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["request_id"], header_id.as_str());
+    for leak in ["pool", "sqlx", "closed", "database", "postgres", "sqlite"] {
+        assert!(
+            !text.to_lowercase().contains(leak),
+            "the cause leaked: {text}"
+        );
+    }
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["database"], "unavailable");
+    assert_eq!(body["cache"], "ok");
+}
+
+on_both_stacks!(
+    malformed_bodies_get_a_json_4xx_and_the_server_keeps_serving,
+    unknown_paths_are_404_as_json_or_as_a_page,
+    bad_authorization_headers_are_refused_cleanly,
+    an_internal_failure_shows_only_a_request_id,
+);

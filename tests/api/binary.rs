@@ -1,0 +1,137 @@
+//! The `civitas` binary: layered configuration from the environment, and the
+//! operator's commands.
+
+use std::process::Command;
+
+fn civitas(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_civitas"));
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+#[test]
+fn an_unknown_environment_setting_is_an_error_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = civitas(dir.path())
+        .arg("config")
+        .env("CIVITAS_ISUER", "https://id.example.gov")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(err.contains("isuer"), "{err}");
+}
+
+#[test]
+fn an_unknown_file_setting_is_an_error_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("civitas.toml"),
+        "[tokens]\naccess_ttl = \"5m\"\n",
+    )
+    .unwrap();
+    let out = civitas(dir.path()).arg("config").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("access_ttl"), "{err}");
+}
+
+#[test]
+fn the_environment_overrides_the_file_which_overrides_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("civitas.toml"),
+        "issuer = \"https://file.example.gov\"\nlisten = \"127.0.0.1:9999\"\n[tokens]\naccess_token_ttl = \"10m\"\n",
+    )
+    .unwrap();
+    let out = civitas(dir.path())
+        .arg("config")
+        .env("CIVITAS_ISSUER", "https://env.example.gov")
+        .env("CIVITAS_REGISTRATION_TOKEN", "super-secret-initial-token")
+        .env("CIVITAS_TOKENS__ID_TOKEN_TTL", "120")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("https://env.example.gov"), "{text}");
+    assert!(text.contains("127.0.0.1:9999"), "{text}");
+    assert!(text.contains("access_token_ttl: 600s"), "{text}");
+    assert!(text.contains("id_token_ttl: 120s"), "{text}");
+    assert!(text.contains("cache_url: \"memory\""), "{text}");
+    assert!(
+        !text.contains("super-secret-initial-token"),
+        "secrets are redacted: {text}"
+    );
+}
+
+#[test]
+fn operators_add_list_show_and_remove_clients_and_rotate_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = civitas(dir.path()).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let added = run(&[
+        "clients",
+        "add",
+        "--name",
+        "Tax portal",
+        "--redirect-uri",
+        "https://tax.agency.example/cb",
+        "--first-party",
+    ]);
+    let client_id = added
+        .lines()
+        .find_map(|l| l.strip_prefix("client_id:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(added.contains("client_secret:"));
+    assert!(
+        dir.path().join("data/civitas.db").exists(),
+        "the SQLite file is created under data/"
+    );
+    assert!(run(&["clients", "list"]).contains("Tax portal"));
+    let shown: serde_json::Value =
+        serde_json::from_str(&run(&["clients", "show", &client_id])).unwrap();
+    assert_eq!(shown["first_party"], true);
+    assert_eq!(
+        shown["redirect_uris"],
+        serde_json::json!(["https://tax.agency.example/cb"])
+    );
+    assert!(run(&["clients", "reset-secret", &client_id]).contains("client_secret:"));
+    run(&["clients", "remove", &client_id]);
+    assert!(!run(&["clients", "list"]).contains("Tax portal"));
+    let out = civitas(dir.path())
+        .args(["clients", "add", "--redirect-uri", "http://evil.example/cb"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("https"));
+
+    // Keys: generated on first use, rotated on demand.
+    run(&["migrate"]);
+    let out = civitas(dir.path())
+        .args(["keys", "rotate", "--delay", "1h", "--alg", "ES256"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = run(&["keys", "list"]);
+    assert!(listed.contains("pending"), "{listed}");
+}
