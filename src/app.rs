@@ -6,12 +6,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::accounts::Accounts;
 use crate::clients::Clients;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::ephemeral::{Cache, Ephemeral as _, EphemeralError};
 use crate::keys::{KeyError, KeyManager};
+use crate::oidc::Provider;
 use crate::oidc::discovery::{DiscoveryInput, ProviderMetadata};
+use crate::oidc::subject::PairwiseKey;
+use crate::sessions::Sessions;
 use crate::store::{Database, StoreError};
 
 /// Why an instance could not start.
@@ -54,6 +58,12 @@ pub struct Civitas {
     pub keys: Arc<KeyManager>,
     /// Relying parties.
     pub clients: Clients,
+    /// Citizens.
+    pub accounts: Accounts,
+    /// Browser sessions.
+    pub sessions: Sessions,
+    /// The OpenID Provider.
+    pub oidc: Provider,
     discovery: Bytes,
 }
 
@@ -86,9 +96,27 @@ impl Civitas {
             registration_enabled: settings.registration_token.is_some(),
         })
         .to_bytes();
+        let keys = Arc::new(keys);
+        let clients = Clients::new(db.clone(), clock.clone());
+        let accounts = Accounts::new(db.clone(), clock.clone());
+        let sessions = Sessions::new(cache.clone(), clock.clone(), settings.sessions.clone());
+        let pairwise = PairwiseKey::load(&db, clock.now()).await?;
+        let oidc = Provider::new(
+            Arc::new(settings.clone()),
+            clock.clone(),
+            db.clone(),
+            cache.clone(),
+            keys.clone(),
+            clients.clone(),
+            accounts.clone(),
+            pairwise,
+        );
         Ok(Self {
-            clients: Clients::new(db.clone(), clock.clone()),
-            keys: Arc::new(keys),
+            clients,
+            accounts,
+            sessions,
+            oidc,
+            keys,
             settings,
             clock,
             db,

@@ -64,6 +64,29 @@ pub struct Settings {
     pub keys: KeySettings,
     /// Database pool.
     pub database: DatabaseSettings,
+    /// Browser sessions at Civitas (single sign-on).
+    pub sessions: SessionSettings,
+}
+
+/// Browser sessions at Civitas.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    /// A session unused for this long ends. Default 30 minutes.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// No session outlives this, however active. Default 12 hours.
+    #[serde(with = "duration")]
+    pub absolute_timeout: Duration,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 3_600),
+        }
+    }
 }
 
 /// Lifetimes of what Civitas issues.
@@ -153,6 +176,7 @@ struct Defaults {
     tokens: TokenSettings,
     keys: KeySettings,
     database: DatabaseSettings,
+    sessions: SessionSettings,
 }
 
 const DEFAULTS: fn() -> Defaults = || Defaults {
@@ -165,6 +189,7 @@ const DEFAULTS: fn() -> Defaults = || Defaults {
     tokens: TokenSettings::default(),
     keys: KeySettings::default(),
     database: DatabaseSettings::default(),
+    sessions: SessionSettings::default(),
 };
 
 /// Environment variables that select the file rather than set a value.

@@ -15,6 +15,7 @@
 )]
 #![warn(missing_debug_implementations, unreachable_pub, clippy::print_stdout)]
 
+pub mod accounts;
 pub mod app;
 pub mod cli;
 pub mod clients;
@@ -24,6 +25,7 @@ pub mod ephemeral;
 pub mod keys;
 pub mod oidc;
 pub mod secrets;
+pub mod sessions;
 pub mod startup;
 pub mod store;
 pub mod web;

@@ -99,7 +99,10 @@ pub async fn start_on(
         })
         .await
     });
-    let tasks = vec![tokio::spawn(reload_keys(app.clone(), stopped))];
+    let tasks = vec![
+        tokio::spawn(reload_keys(app.clone(), stopped.clone())),
+        tokio::spawn(deliver_logouts(app.clone(), stopped)),
+    ];
     Ok(RunningServer {
         addr,
         app,
@@ -132,6 +135,24 @@ async fn reload_keys(app: Arc<Civitas>, mut stopped: watch::Receiver<bool>) {
             Err(e) => {
                 tracing::error!(error = %e, "signing keys could not be reloaded; keeping the current ones")
             }
+        }
+    }
+}
+
+/// Sends due back-channel logout tokens, every second.
+async fn deliver_logouts(app: Arc<Civitas>, mut stopped: watch::Receiver<bool>) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = app.oidc.deliver_logouts(&http).await {
+            tracing::warn!(error = %e, "back-channel logout queue could not be processed");
         }
     }
 }

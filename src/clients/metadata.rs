@@ -104,7 +104,7 @@ pub enum ApplicationType {
 }
 
 /// JWS algorithms a client may ask its ID tokens to be signed with.
-pub const ID_TOKEN_ALGS: &[&str] = &["RS256", "ES256"];
+pub const ID_TOKEN_ALGS: &[&str] = &["RS256", "ES256", "PS256", "EdDSA"];
 /// JWS algorithms accepted for client assertions (`private_key_jwt`).
 pub const CLIENT_ASSERTION_ALGS: &[&str] = &["RS256", "PS256", "ES256", "EdDSA"];
 
@@ -156,6 +156,12 @@ pub struct ClientMetadata {
     /// Where to return after RP-initiated logout, exactly.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub post_logout_redirect_uris: Vec<RedirectUri>,
+    /// Where to POST logout tokens (OIDC Back-Channel Logout §2.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// Does the client need `sid` in logout tokens? (Civitas always sends it.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backchannel_logout_session_required: bool,
     /// Web or native.
     pub application_type: ApplicationType,
     /// Software identifier chosen by the developer.
@@ -187,6 +193,8 @@ pub struct MetadataRequest {
     jwks_uri: Option<String>,
     id_token_signed_response_alg: Option<String>,
     post_logout_redirect_uris: Option<Vec<String>>,
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: Option<bool>,
     application_type: Option<String>,
     software_id: Option<String>,
     software_version: Option<String>,
@@ -449,6 +457,28 @@ impl MetadataRequest {
             }
             Some(other) => return Err(bad(format!("subject_type `{other}` is not supported"))),
         }
+        // Back-Channel Logout §2.2: an absolute URI without fragment; https
+        // (or http on loopback for development).
+        let backchannel_logout_uri = match self.backchannel_logout_uri {
+            None => None,
+            Some(u) => Some(
+                RedirectUri::parse(&u)
+                    .map_err(|e| bad(format!("backchannel_logout_uri: {e}")))?
+                    .as_str()
+                    .to_owned(),
+            ),
+        };
+        // OIDC Core §8.1: pairwise subjects are computed per host; redirect
+        // URIs on several hosts would need a sector_identifier_uri.
+        let hosts: std::collections::BTreeSet<_> = redirect_uris
+            .iter()
+            .filter_map(|u| Url::parse(u.as_str()).ok().and_then(|u| u.host_str().map(str::to_owned)))
+            .collect();
+        if hosts.len() > 1 {
+            return Err(ClientError::InvalidRedirectUri(
+                "redirect URIs must share one host (the sector of the client's pairwise identifiers)".into(),
+            ));
+        }
         let contacts = self.contacts.unwrap_or_default();
         if contacts.len() > 10
             || contacts
@@ -475,6 +505,8 @@ impl MetadataRequest {
             jwks_uri,
             id_token_signed_response_alg,
             post_logout_redirect_uris,
+            backchannel_logout_uri,
+            backchannel_logout_session_required: self.backchannel_logout_session_required.unwrap_or(false),
             application_type,
             software_id: text("software_id", self.software_id)?,
             software_version: text("software_version", self.software_version)?,

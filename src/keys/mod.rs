@@ -23,8 +23,11 @@ use bytes::Bytes;
 use josekit::jwk::Jwk;
 use josekit::jwk::KeyPair as _;
 use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
+use josekit::jwk::alg::ed::{EdCurve, EdKeyPair};
 use josekit::jwk::alg::rsa::RsaKeyPair;
-use josekit::jws::{ES256, JwsSigner, JwsVerifier, RS256};
+use josekit::jwk::alg::rsapss::RsaPssKeyPair;
+use josekit::util::HashAlgorithm;
+use josekit::jws::{ES256, EdDSA, JwsSigner, JwsVerifier, PS256, RS256};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -40,11 +43,15 @@ pub enum Alg {
     ES256,
     /// RSASSA-PKCS1-v1_5 with SHA-256: required by OIDC Core §15.1 for ID tokens.
     RS256,
+    /// RSASSA-PSS with SHA-256.
+    PS256,
+    /// Ed25519 (RFC 8037).
+    EdDSA,
 }
 
 impl Alg {
     /// Every algorithm, each of which always has an active key.
-    pub const ALL: [Alg; 2] = [Alg::ES256, Alg::RS256];
+    pub const ALL: [Alg; 4] = [Alg::ES256, Alg::RS256, Alg::PS256, Alg::EdDSA];
 
     /// The JOSE name.
     #[must_use]
@@ -52,7 +59,20 @@ impl Alg {
         match self {
             Self::ES256 => "ES256",
             Self::RS256 => "RS256",
+            Self::PS256 => "PS256",
+            Self::EdDSA => "EdDSA",
         }
+    }
+
+    /// The hash whose left half forms `at_hash`/`c_hash` (OIDC Core §3.1.3.6):
+    /// SHA-256 for the 256-bit algorithms, SHA-512 for Ed25519.
+    #[must_use]
+    pub fn left_half_hash(self, input: &[u8]) -> String {
+        let digest: Vec<u8> = match self {
+            Self::EdDSA => sha2::Sha512::digest(input).to_vec(),
+            _ => Sha256::digest(input).to_vec(),
+        };
+        URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
     }
 
     /// Parses a JOSE name.
@@ -160,7 +180,7 @@ impl std::fmt::Debug for KeyManager {
 }
 
 impl KeyManager {
-    /// Opens the keys directory, generating an ES256 and an RS256 key on first
+    /// Opens the keys directory, generating one key per algorithm on first
     /// start, and loads every published key. `retention_secs` is how long a
     /// retired key stays published: the longest lifetime of a signed token
     /// plus the reload interval.
@@ -362,6 +382,16 @@ fn generate(
             let pair = RsaKeyPair::generate(2048)?;
             (pair.to_pem_private_key(), pair.to_jwk_public_key())
         }
+        Alg::PS256 => {
+            // An RSA-PSS key (PKCS#8 with the PSS OID, SHA-256, MGF1-SHA-256,
+            // 32-byte salt), usable for PS256 only.
+            let pair = RsaPssKeyPair::generate(2048, HashAlgorithm::Sha256, HashAlgorithm::Sha256, 32)?;
+            (pair.to_pem_private_key(), pair.to_jwk_public_key())
+        }
+        Alg::EdDSA => {
+            let pair = EdKeyPair::generate(EdCurve::Ed25519)?;
+            (pair.to_pem_private_key(), pair.to_jwk_public_key())
+        }
     };
     let meta = KeyMeta {
         kid: thumbprint(&public)?,
@@ -394,6 +424,11 @@ fn thumbprint(jwk: &Jwk) -> Result<String, KeyError> {
             member("e")?,
             member("n")?
         ),
+        "OKP" => format!(
+            r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
+            member("crv")?,
+            member("x")?
+        ),
         other => return Err(KeyError::Corrupt(format!("unsupported key type {other}"))),
     };
     Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())))
@@ -419,6 +454,24 @@ fn parse(dir: &KeyDir, meta: &KeyMeta) -> Result<LoadedKey, KeyError> {
                 (
                     Box::new(RS256.signer_from_pem(&pem)?),
                     Box::new(RS256.verifier_from_jwk(&public)?),
+                    public,
+                )
+            }
+            Alg::PS256 => {
+                let pair = RsaPssKeyPair::from_pem(&pem, None, None, None)?;
+                let public = pair.to_jwk_public_key();
+                (
+                    Box::new(PS256.signer_from_pem(&pem)?),
+                    Box::new(PS256.verifier_from_jwk(&public)?),
+                    public,
+                )
+            }
+            Alg::EdDSA => {
+                let pair = EdKeyPair::from_pem(&pem)?;
+                let public = pair.to_jwk_public_key();
+                (
+                    Box::new(EdDSA.signer_from_pem(&pem)?),
+                    Box::new(EdDSA.verifier_from_jwk(&public)?),
                     public,
                 )
             }
@@ -506,7 +559,7 @@ mod tests {
         let (dir, m) = manager(&clock);
         let jwks: serde_json::Value = serde_json::from_slice(&m.jwks()).unwrap();
         let keys = jwks["keys"].as_array().unwrap();
-        assert_eq!(keys.len(), 2);
+        assert_eq!(keys.len(), Alg::ALL.len());
         for k in keys {
             assert!(
                 k.get("d").is_none() && k.get("p").is_none(),

@@ -20,12 +20,30 @@ pub mod paths {
     pub const JWKS: &str = "/jwks";
     /// Dynamic client registration (RFC 7591).
     pub const REGISTRATION: &str = "/register";
+    /// Authorization endpoint.
+    pub const AUTHORIZE: &str = "/authorize";
+    /// Token endpoint.
+    pub const TOKEN: &str = "/token";
+    /// UserInfo endpoint.
+    pub const USERINFO: &str = "/userinfo";
+    /// Token introspection (RFC 7662).
+    pub const INTROSPECTION: &str = "/introspect";
+    /// Token revocation (RFC 7009).
+    pub const REVOCATION: &str = "/revoke";
+    /// RP-Initiated Logout.
+    pub const END_SESSION: &str = "/logout";
 }
 
 /// The discovery document's wire form.
 #[derive(Debug, Serialize)]
 pub struct ProviderMetadata {
     issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    userinfo_endpoint: String,
+    introspection_endpoint: String,
+    revocation_endpoint: String,
+    end_session_endpoint: String,
     jwks_uri: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     registration_endpoint: Option<String>,
@@ -38,6 +56,12 @@ pub struct ProviderMetadata {
     token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     code_challenge_methods_supported: Vec<&'static str>,
     scopes_supported: Vec<&'static str>,
+    claims_supported: Vec<&'static str>,
+    prompt_values_supported: Vec<&'static str>,
+    introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    backchannel_logout_supported: bool,
+    backchannel_logout_session_supported: bool,
     claims_parameter_supported: bool,
     request_parameter_supported: bool,
     request_uri_parameter_supported: bool,
@@ -60,6 +84,12 @@ impl ProviderMetadata {
         let url = |path: &str| format!("{}{path}", input.issuer);
         Self {
             issuer: input.issuer.to_owned(),
+            authorization_endpoint: url(paths::AUTHORIZE),
+            token_endpoint: url(paths::TOKEN),
+            userinfo_endpoint: url(paths::USERINFO),
+            introspection_endpoint: url(paths::INTROSPECTION),
+            revocation_endpoint: url(paths::REVOCATION),
+            end_session_endpoint: url(paths::END_SESSION),
             jwks_uri: url(paths::JWKS),
             registration_endpoint: input.registration_enabled.then(|| url(paths::REGISTRATION)),
             response_types_supported: vec!["code"],
@@ -80,7 +110,13 @@ impl ProviderMetadata {
             token_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGS.to_vec(),
             code_challenge_methods_supported: vec!["S256"],
             scopes_supported: vec!["openid", "profile", "email", "offline_access"],
-            claims_parameter_supported: false,
+            claims_supported: [super::userinfo::SUPPORTED_CLAIMS, &["iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "azp", "sid", "nonce"]].concat(),
+            prompt_values_supported: vec!["none", "login", "consent", "select_account", "create"],
+            introspection_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            revocation_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+            backchannel_logout_supported: true,
+            backchannel_logout_session_supported: true,
+            claims_parameter_supported: true,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
             authorization_response_iss_parameter_supported: true,

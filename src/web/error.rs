@@ -306,3 +306,53 @@ pub(crate) async fn not_found(req: Request) -> Response {
         .into_response()
     }
 }
+
+impl From<crate::oidc::OAuthError> for ApiError {
+    /// RFC 6749 §5.2: `invalid_client` is 401 with a `WWW-Authenticate`
+    /// challenge; RFC 6750 §3.1: `invalid_token` 401, `insufficient_scope` 403.
+    fn from(e: crate::oidc::OAuthError) -> Self {
+        use crate::oidc::OAuthError;
+        match e {
+            OAuthError::Protocol { code, description } => {
+                let (status, www) = match code {
+                    "invalid_client" => (StatusCode::UNAUTHORIZED, Some("Basic realm=\"civitas\"".to_owned())),
+                    "invalid_token" => (
+                        StatusCode::UNAUTHORIZED,
+                        Some(format!(
+                            "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                            description.replace('"', "'")
+                        )),
+                    ),
+                    "insufficient_scope" => (
+                        StatusCode::FORBIDDEN,
+                        Some("Bearer error=\"insufficient_scope\", scope=\"openid\"".to_owned()),
+                    ),
+                    _ => (StatusCode::BAD_REQUEST, None),
+                };
+                Self::Client {
+                    status,
+                    code,
+                    description,
+                    www_authenticate: www,
+                }
+            }
+            OAuthError::Unavailable(cause) => Self::Unavailable(cause),
+            OAuthError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<crate::oidc::OAuthError> for PageError {
+    fn from(e: crate::oidc::OAuthError) -> Self {
+        use crate::oidc::OAuthError;
+        match e {
+            OAuthError::Protocol { description, .. } => Self::bad_request("Request could not be completed", description),
+            OAuthError::Unavailable(_) => Self::Client {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                title: "Temporarily unavailable",
+                message: "Civitas cannot complete your request right now. Please try again in a moment.".into(),
+            },
+            OAuthError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}

@@ -6,10 +6,16 @@
 //! (generated, then echoed on the response), tracing, the internal-error
 //! logger, panic catching, security headers, body limit.
 
+mod authorize;
 mod error;
 mod extract;
+mod logout;
 mod meta;
+mod pages;
 mod registration;
+pub mod session;
+mod token;
+mod userinfo;
 
 use std::sync::Arc;
 
@@ -98,7 +104,12 @@ pub fn router(app: State) -> Router {
         .route(paths::OAUTH_METADATA, get(meta::discovery))
         .route(paths::JWKS, get(meta::jwks))
         .route("/static/civitas.css", get(meta::stylesheet))
+        .route("/static/form_post.js", get(meta::form_post_script))
         .merge(registration::routes())
+        .merge(authorize::routes())
+        .merge(token::routes())
+        .merge(userinfo::routes())
+        .merge(logout::routes())
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower::util::option_layer(hsts))

@@ -1,0 +1,83 @@
+//! The UserInfo endpoint (OIDC Core §5.3) and the release of claims.
+//!
+//! A claim is released only if a granted scope implies it (§5.4) or the
+//! consented `claims` request parameter named it (§5.5), and only from what
+//! Civitas knows of the account; nothing else ever leaves.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::params::Scope;
+use super::{OAuthError, Provider, grants};
+use crate::accounts::AccountId;
+
+/// The claims each scope implies (OIDC Core §5.4), limited to what Civitas holds.
+const SCOPE_CLAIMS: &[(&str, &[&str])] = &[("profile", &["name"]), ("email", &["email", "email_verified"])];
+
+/// Every end-user claim Civitas can release.
+pub const SUPPORTED_CLAIMS: &[&str] = &["sub", "name", "email", "email_verified"];
+
+impl Provider {
+    /// The claims about `account` that `scope` (and, when `from_scope`, its
+    /// implied claims) plus the individually `requested` names allow.
+    pub(crate) async fn user_claims<'a>(
+        &self,
+        account: &AccountId,
+        scope: &Scope,
+        requested: impl Iterator<Item = &'a str>,
+        from_scope: bool,
+    ) -> Result<BTreeMap<String, Value>, OAuthError> {
+        let mut wanted: Vec<&str> = requested.filter(|c| SUPPORTED_CLAIMS.contains(c)).collect();
+        if from_scope {
+            for (s, claims) in SCOPE_CLAIMS {
+                if scope.contains(s) {
+                    wanted.extend_from_slice(claims);
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        if wanted.iter().all(|c| *c == "sub") {
+            return Ok(out);
+        }
+        let Some(acc) = self.accounts.get(account).await? else {
+            return Ok(out);
+        };
+        for claim in wanted {
+            let value = match claim {
+                "name" => Value::from(acc.display_name.clone()),
+                "email" => match &acc.email {
+                    Some(e) => Value::from(e.clone()),
+                    None => continue,
+                },
+                // Never true until the citizen has proved control of the address.
+                "email_verified" if acc.email.is_some() => Value::from(acc.email_verified),
+                _ => continue,
+            };
+            out.insert(claim.to_owned(), value);
+        }
+        Ok(out)
+    }
+
+    /// The UserInfo response for an access token (OIDC Core §5.3.2).
+    ///
+    /// # Errors
+    /// `invalid_token` (401) or `insufficient_scope` (403) per RFC 6750 §3.1.
+    pub async fn userinfo(&self, access_token: &str) -> Result<Value, OAuthError> {
+        let claims = self.verify_access_token(access_token).await?;
+        let scope = Scope::parse(&claims.scope).unwrap_or_default();
+        if !scope.contains("openid") {
+            return Err(OAuthError::new("insufficient_scope", "the token was not granted the openid scope"));
+        }
+        let grant = match &claims.gid {
+            Some(gid) => grants::get(&self.db, gid).await?,
+            None => None,
+        }
+        .ok_or_else(|| OAuthError::new("invalid_token", "the token does not belong to a citizen"))?;
+        let mut out = self
+            .user_claims(&grant.account_id, &scope, grant.claims.userinfo.keys().map(String::as_str), true)
+            .await?;
+        out.insert("sub".into(), Value::from(claims.sub));
+        Ok(Value::Object(out.into_iter().collect()))
+    }
+}

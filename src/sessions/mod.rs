@@ -1,0 +1,167 @@
+//! The OP browser session (single sign-on) and the authenticator interface.
+//!
+//! An authenticator (the passkey ceremony, later eID re-proofing) proves who
+//! the citizen is and hands an [`Authentication`] to [`Sessions::establish`],
+//! which always creates a new session with a new id (no session fixation)
+//! and ends the one it replaces. The browser holds only a random 256-bit
+//! cookie value; the session lives in the ephemeral store under the hash of
+//! that value, so any instance can read it and a dump of the store reveals no
+//! usable cookie.
+//!
+//! A session ends when idle for `sessions.idle_timeout`, when older than
+//! `sessions.absolute_timeout`, or at logout.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::AccountId;
+use crate::clock::{SharedClock, UnixTime};
+use crate::config::SessionSettings;
+use crate::ephemeral::{Cache, Ephemeral as _, EphemeralError, Key, Namespace};
+use crate::secrets::{Secret, SecretHash, random_token};
+
+/// Authentication Method Reference values (RFC 8176) Civitas records.
+pub mod amr {
+    /// User presence and verification on the authenticator (biometric or PIN).
+    pub const USER: &str = "user";
+    /// Multiple factors (possession plus verification).
+    pub const MFA: &str = "mfa";
+    /// Proof of possession of a hardware-secured key (device-bound passkey).
+    pub const HWK: &str = "hwk";
+    /// Proof of possession of a software-secured key (synced passkey).
+    pub const SWK: &str = "swk";
+}
+
+/// What an authenticator proved: the contract between a sign-in method and
+/// the protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authentication {
+    /// Who signed in.
+    pub account_id: AccountId,
+    /// How (RFC 8176 values).
+    pub amr: Vec<String>,
+    /// The level of assurance achieved.
+    pub acr: String,
+}
+
+/// A signed-in browser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Public session id, the `sid` claim (OIDC Front/Back-Channel Logout).
+    pub sid: String,
+    /// Who is signed in.
+    pub account_id: AccountId,
+    /// When the citizen authenticated (the `auth_time` claim).
+    pub auth_time: UnixTime,
+    /// How they authenticated.
+    pub amr: Vec<String>,
+    /// The level of assurance of that authentication.
+    pub acr: String,
+    /// When the session began.
+    pub created_at: UnixTime,
+    /// When it was last used.
+    pub last_seen: UnixTime,
+}
+
+/// The sessions, in the ephemeral store.
+#[derive(Debug, Clone)]
+pub struct Sessions {
+    cache: Cache,
+    clock: SharedClock,
+    settings: SessionSettings,
+}
+
+/// A session is re-written (its idle timer restarted) at most this often.
+const TOUCH_EVERY: u64 = 60;
+
+fn key(cookie: &str) -> Key {
+    Key::new(Namespace::Session, SecretHash::of(cookie).as_str())
+}
+
+impl Sessions {
+    /// Sessions in `cache`.
+    #[must_use]
+    pub fn new(cache: Cache, clock: SharedClock, settings: SessionSettings) -> Self {
+        Self { cache, clock, settings }
+    }
+
+    /// Starts a new session for `auth`, ending `previous` (the cookie the
+    /// browser presented, if any). Returns the session and the new cookie value.
+    ///
+    /// # Errors
+    /// If the ephemeral store is unavailable.
+    pub async fn establish(
+        &self,
+        auth: Authentication,
+        previous: Option<&str>,
+    ) -> Result<(Session, Secret), EphemeralError> {
+        if let Some(old) = previous {
+            self.cache.delete(&key(old)).await?;
+        }
+        let now = self.clock.now();
+        let session = Session {
+            sid: random_token(16),
+            account_id: auth.account_id,
+            auth_time: now,
+            amr: auth.amr,
+            acr: auth.acr,
+            created_at: now,
+            last_seen: now,
+        };
+        let cookie = Secret::generate();
+        self.write(&cookie, &session).await?;
+        tracing::info!(sid = %session.sid, "session established");
+        Ok((session, cookie))
+    }
+
+    async fn write(&self, cookie: &Secret, session: &Session) -> Result<(), EphemeralError> {
+        let bytes = serde_json::to_vec(session).unwrap_or_default();
+        self.cache.put(&key(cookie.expose()), &bytes, self.ttl(session)).await
+    }
+
+    /// Time to live: the idle timeout, but never past the absolute end.
+    fn ttl(&self, session: &Session) -> Duration {
+        let absolute_end = session.created_at.plus(self.settings.absolute_timeout.as_secs());
+        let remaining = self.clock.now().secs_until(absolute_end);
+        Duration::from_secs(self.settings.idle_timeout.as_secs().min(remaining).max(1))
+    }
+
+    /// The live session named by `cookie`, if any; restarts its idle timer.
+    ///
+    /// # Errors
+    /// If the ephemeral store is unavailable.
+    pub async fn current(&self, cookie: &str) -> Result<Option<Session>, EphemeralError> {
+        let Some(bytes) = self.cache.get(&key(cookie)).await? else {
+            return Ok(None);
+        };
+        let Ok(mut session) = serde_json::from_slice::<Session>(&bytes) else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        if session.last_seen.secs_until(now) >= self.settings.idle_timeout.as_secs()
+            || session.created_at.secs_until(now) >= self.settings.absolute_timeout.as_secs()
+        {
+            self.cache.delete(&key(cookie)).await?;
+            return Ok(None);
+        }
+        if session.last_seen.secs_until(now) >= TOUCH_EVERY {
+            session.last_seen = now;
+            self.write(&Secret::new(cookie), &session).await?;
+        }
+        Ok(Some(session))
+    }
+
+    /// Ends the session named by `cookie`; the session, if there was one.
+    ///
+    /// # Errors
+    /// If the ephemeral store is unavailable.
+    pub async fn end(&self, cookie: &str) -> Result<Option<Session>, EphemeralError> {
+        let taken = self.cache.take(&key(cookie)).await?;
+        let session = taken.and_then(|b| serde_json::from_slice::<Session>(&b).ok());
+        if let Some(s) = &session {
+            tracing::info!(sid = %s.sid, "session ended");
+        }
+        Ok(session)
+    }
+}

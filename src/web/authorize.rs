@@ -1,0 +1,136 @@
+//! Browser side of the authorization endpoint: the request, the resumption
+//! after sign-in, the consent page, and the response to the client.
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::extract::Body;
+use super::{PageError, State as AppState, pages, session};
+use crate::oidc::authorize::{AuthorizationResponse, Outcome, ResponseMode};
+use crate::oidc::discovery::paths;
+use crate::sessions::Session;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(paths::AUTHORIZE, get(authorize_get).post(authorize_post))
+        .route("/authorize/resume", get(resume))
+        .route("/signin", get(signin))
+        .route("/consent", get(consent_page).post(consent_decide))
+}
+
+/// The browser's live session, if any.
+pub(super) async fn current_session(app: &AppState, headers: &HeaderMap) -> Result<Option<Session>, PageError> {
+    let Some(cookie) = session::read(&app.settings, headers) else {
+        return Ok(None);
+    };
+    app.sessions.current(&cookie).await.map_err(|e| crate::oidc::OAuthError::from(e).into())
+}
+
+async fn authorize_get(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Result<Response, PageError> {
+    let session = current_session(&app, &headers).await?;
+    let outcome = app.oidc.authorize(uri.query().unwrap_or_default().as_bytes(), session).await?;
+    Ok(respond(outcome))
+}
+
+/// OIDC Core §3.1.2.1: the endpoint also takes a form POST.
+async fn authorize_post(State(app): State<AppState>, headers: HeaderMap, Body(body): Body) -> Result<Response, PageError> {
+    let session = current_session(&app, &headers).await?;
+    let outcome = app.oidc.authorize(&body, session).await?;
+    Ok(respond(outcome))
+}
+
+#[derive(Deserialize)]
+struct Handle {
+    auth: String,
+}
+
+async fn resume(State(app): State<AppState>, headers: HeaderMap, Query(q): Query<Handle>) -> Result<Response, PageError> {
+    let session = current_session(&app, &headers).await?;
+    Ok(respond(app.oidc.resume_authorization(&q.auth, session).await?))
+}
+
+/// The sign-in page of a pending authorization. The sign-in methods
+/// (passkeys) attach here; they finish by establishing a session and
+/// sending the browser to `/authorize/resume?auth=…`.
+async fn signin(Query(q): Query<Handle>) -> Response {
+    let prefix: String = q.auth.chars().take(6).collect();
+    pages::render(&pages::SignIn { handle_prefix: &prefix })
+}
+
+async fn consent_page(State(app): State<AppState>, headers: HeaderMap, Query(q): Query<Handle>) -> Result<Response, PageError> {
+    let session = current_session(&app, &headers).await?;
+    Ok(respond(app.oidc.consent_page(&q.auth, session).await?))
+}
+
+#[derive(Deserialize)]
+struct Decision {
+    auth: String,
+    csrf: String,
+    decision: String,
+}
+
+async fn consent_decide(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<Decision>,
+) -> Result<Response, PageError> {
+    let session = current_session(&app, &headers).await?;
+    let allow = form.decision == "allow";
+    Ok(respond(app.oidc.decide_consent(&form.auth, &form.csrf, allow, session).await?))
+}
+
+/// Turns an authorization outcome into the browser's next step.
+fn respond(outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Refused { title, message } => PageError::bad_request(title, message).into_response(),
+        Outcome::Respond(r) => to_client(&r),
+        Outcome::SignIn { handle, create, .. } => {
+            let mut to = format!("/signin?auth={handle}");
+            if create {
+                to.push_str("&create=1");
+            }
+            Redirect::to(&to).into_response()
+        }
+        Outcome::Consent(c) => pages::render(&pages::Consent {
+            client_name: &c.client_name,
+            client_uri: c.client_uri.as_deref(),
+            scopes: &c.scopes,
+            claims: &c.claims,
+            handle: &c.handle,
+            csrf: &c.csrf,
+        }),
+    }
+}
+
+/// Sends a response to the client's redirect URI, by redirect or form post.
+fn to_client(r: &AuthorizationResponse) -> Response {
+    match r.mode {
+        ResponseMode::Query => {
+            let mut res = StatusCode::SEE_OTHER.into_response();
+            if let Ok(v) = HeaderValue::from_str(&r.location()) {
+                res.headers_mut().insert(header::LOCATION, v);
+            }
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        ResponseMode::FormPost => {
+            let mut res = pages::render(&pages::FormPost {
+                action: &r.redirect_uri,
+                params: &r.params,
+            });
+            // The form must be allowed to post to the client's origin only.
+            let origin = url::Url::parse(&r.redirect_uri).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+            let csp = format!(
+                "default-src 'none'; script-src 'self'; style-src 'self'; form-action {origin}; frame-ancestors 'none'; base-uri 'none'"
+            );
+            if let Ok(v) = HeaderValue::from_str(&csp) {
+                res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            res
+        }
+    }
+}
