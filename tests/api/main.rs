@@ -11,4 +11,6 @@ mod keys;
 mod layering;
 mod registration;
 mod scale_out;
+mod oidc;
+mod rp;
 mod store_contract;
