@@ -76,7 +76,11 @@ impl Accounts {
     ///
     /// # Errors
     /// If the database fails.
-    pub async fn create(&self, display_name: &str, email: Option<&str>) -> Result<Account, StoreError> {
+    pub async fn create(
+        &self,
+        display_name: &str,
+        email: Option<&str>,
+    ) -> Result<Account, StoreError> {
         let account = Account {
             id: AccountId::generate(),
             display_name: display_name.to_owned(),

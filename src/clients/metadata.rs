@@ -472,7 +472,11 @@ impl MetadataRequest {
         // URIs on several hosts would need a sector_identifier_uri.
         let hosts: std::collections::BTreeSet<_> = redirect_uris
             .iter()
-            .filter_map(|u| Url::parse(u.as_str()).ok().and_then(|u| u.host_str().map(str::to_owned)))
+            .filter_map(|u| {
+                Url::parse(u.as_str())
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+            })
             .collect();
         if hosts.len() > 1 {
             return Err(ClientError::InvalidRedirectUri(
@@ -506,7 +510,9 @@ impl MetadataRequest {
             id_token_signed_response_alg,
             post_logout_redirect_uris,
             backchannel_logout_uri,
-            backchannel_logout_session_required: self.backchannel_logout_session_required.unwrap_or(false),
+            backchannel_logout_session_required: self
+                .backchannel_logout_session_required
+                .unwrap_or(false),
             application_type,
             software_id: text("software_id", self.software_id)?,
             software_version: text("software_version", self.software_version)?,

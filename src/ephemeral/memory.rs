@@ -79,7 +79,11 @@ impl MemoryStore {
     }
 
     fn after_write(shard: &Shard, map: &mut HashMap<Key, Entry>) {
-        if shard.writes.fetch_add(1, Ordering::Relaxed).is_multiple_of(SWEEP_EVERY) {
+        if shard
+            .writes
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
             let now = Instant::now();
             map.retain(|_, e| e.expires > now);
         }

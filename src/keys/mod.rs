@@ -26,8 +26,8 @@ use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
 use josekit::jwk::alg::ed::{EdCurve, EdKeyPair};
 use josekit::jwk::alg::rsa::RsaKeyPair;
 use josekit::jwk::alg::rsapss::RsaPssKeyPair;
-use josekit::util::HashAlgorithm;
 use josekit::jws::{ES256, EdDSA, JwsSigner, JwsVerifier, PS256, RS256};
+use josekit::util::HashAlgorithm;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -385,7 +385,8 @@ fn generate(
         Alg::PS256 => {
             // An RSA-PSS key (PKCS#8 with the PSS OID, SHA-256, MGF1-SHA-256,
             // 32-byte salt), usable for PS256 only.
-            let pair = RsaPssKeyPair::generate(2048, HashAlgorithm::Sha256, HashAlgorithm::Sha256, 32)?;
+            let pair =
+                RsaPssKeyPair::generate(2048, HashAlgorithm::Sha256, HashAlgorithm::Sha256, 32)?;
             (pair.to_pem_private_key(), pair.to_jwk_public_key())
         }
         Alg::EdDSA => {

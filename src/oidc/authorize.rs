@@ -186,28 +186,46 @@ fn code_key(hash: &SecretHash) -> Key {
 
 /// Is `s` a valid S256 code challenge (base64url of 32 bytes: 43 characters)?
 fn is_s256_challenge(s: &str) -> bool {
-    s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl Provider {
     /// Handles an authorization request. `session` is the browser's current
     /// session, if any.
-    pub async fn authorize(&self, query: &[u8], session: Option<Session>) -> Result<Outcome, OAuthError> {
+    pub async fn authorize(
+        &self,
+        query: &[u8],
+        session: Option<Session>,
+    ) -> Result<Outcome, OAuthError> {
         let (mut params, repeated) = Params::parse_lenient(query);
         // Until the client and its redirect URI are verified, errors are pages.
         if let Some(Repeated(name)) = &repeated
             && (name == "client_id" || name == "redirect_uri")
         {
-            return Ok(refused("Invalid request", format!("The parameter {name} was sent more than once.")));
+            return Ok(refused(
+                "Invalid request",
+                format!("The parameter {name} was sent more than once."),
+            ));
         }
         let Some(client_id) = params.take("client_id") else {
-            return Ok(refused("Invalid request", "The request does not name a service (client_id is missing)."));
+            return Ok(refused(
+                "Invalid request",
+                "The request does not name a service (client_id is missing).",
+            ));
         };
         let Some(client) = self.clients.get(&client_id).await? else {
-            return Ok(refused("Unknown service", "The service that sent you here is not registered with Civitas."));
+            return Ok(refused(
+                "Unknown service",
+                "The service that sent you here is not registered with Civitas.",
+            ));
         };
         let Some(redirect_uri) = params.take("redirect_uri") else {
-            return Ok(refused("Invalid request", "The request does not say where to return (redirect_uri is missing)."));
+            return Ok(refused(
+                "Invalid request",
+                "The request does not say where to return (redirect_uri is missing).",
+            ));
         };
         if !client.has_redirect_uri(&redirect_uri) {
             return Ok(refused(
@@ -222,16 +240,28 @@ impl Provider {
             Some(_) => ResponseMode::Query,
         };
         let fail = |code: &'static str, description: &str| {
-            Ok(Outcome::Respond(self.error_response(&redirect_uri, response_mode, state.clone(), code, description)))
+            Ok(Outcome::Respond(self.error_response(
+                &redirect_uri,
+                response_mode,
+                state.clone(),
+                code,
+                description,
+            )))
         };
         if let Some(Repeated(name)) = repeated {
-            return fail("invalid_request", &format!("parameter `{name}` is repeated"));
+            return fail(
+                "invalid_request",
+                &format!("parameter `{name}` is repeated"),
+            );
         }
         if let Some(mode) = params.get("response_mode")
             && mode != "query"
             && mode != "form_post"
         {
-            return fail("invalid_request", "response_mode must be query or form_post");
+            return fail(
+                "invalid_request",
+                "response_mode must be query or form_post",
+            );
         }
         if params.get("request").is_some() {
             return fail("request_not_supported", "request objects are not supported");
@@ -242,10 +272,22 @@ impl Provider {
         match params.get("response_type") {
             Some("code") => {}
             None => return fail("invalid_request", "response_type is missing"),
-            Some(_) => return fail("unsupported_response_type", "only response_type=code is supported"),
+            Some(_) => {
+                return fail(
+                    "unsupported_response_type",
+                    "only response_type=code is supported",
+                );
+            }
         }
-        if !client.metadata.grant_types.contains(&GrantType::AuthorizationCode) {
-            return fail("unauthorized_client", "the client is not registered for the authorization code grant");
+        if !client
+            .metadata
+            .grant_types
+            .contains(&GrantType::AuthorizationCode)
+        {
+            return fail(
+                "unauthorized_client",
+                "the client is not registered for the authorization code grant",
+            );
         }
         let scope = match Scope::parse(params.get("scope").unwrap_or_default()) {
             Ok(s) if s.is_empty() => return fail("invalid_scope", "scope is missing"),
@@ -255,25 +297,57 @@ impl Provider {
         let allowed = Scope::parse(&client.metadata.scope).unwrap_or_default();
         let extra = scope.not_in(&allowed);
         if !extra.is_empty() {
-            return fail("invalid_scope", &format!("the client may not ask for: {}", extra.join(" ")));
+            return fail(
+                "invalid_scope",
+                &format!("the client may not ask for: {}", extra.join(" ")),
+            );
         }
         // RFC 7636 §4.3 and RFC 9700 §2.1.1: PKCE with S256, for every client.
         let Some(code_challenge) = params.take("code_challenge") else {
-            return fail("invalid_request", "code_challenge is required (PKCE with S256)");
+            return fail(
+                "invalid_request",
+                "code_challenge is required (PKCE with S256)",
+            );
         };
         match params.get("code_challenge_method") {
             Some("S256") => {}
-            Some("plain") => return fail("invalid_request", "code_challenge_method plain is not allowed; use S256"),
-            None => return fail("invalid_request", "code_challenge_method is required and must be S256"),
+            Some("plain") => {
+                return fail(
+                    "invalid_request",
+                    "code_challenge_method plain is not allowed; use S256",
+                );
+            }
+            None => {
+                return fail(
+                    "invalid_request",
+                    "code_challenge_method is required and must be S256",
+                );
+            }
             Some(_) => return fail("invalid_request", "code_challenge_method must be S256"),
         }
         if !is_s256_challenge(&code_challenge) {
-            return fail("invalid_request", "code_challenge is not a base64url SHA-256 value");
+            return fail(
+                "invalid_request",
+                "code_challenge is not a base64url SHA-256 value",
+            );
         }
-        for (name, limit) in [("state", 2_048), ("nonce", 512), ("login_hint", 256), ("ui_locales", 256), ("acr_values", 512)] {
-            let len = if name == "state" { state.as_ref().map_or(0, String::len) } else { params.get(name).map_or(0, str::len) };
+        for (name, limit) in [
+            ("state", 2_048),
+            ("nonce", 512),
+            ("login_hint", 256),
+            ("ui_locales", 256),
+            ("acr_values", 512),
+        ] {
+            let len = if name == "state" {
+                state.as_ref().map_or(0, String::len)
+            } else {
+                params.get(name).map_or(0, str::len)
+            };
             if len > limit {
-                return fail("invalid_request", &format!("{name} is longer than {limit} characters"));
+                return fail(
+                    "invalid_request",
+                    &format!("{name} is longer than {limit} characters"),
+                );
             }
         }
         let prompt = match Prompt::parse(params.get("prompt").unwrap_or_default()) {
@@ -283,7 +357,9 @@ impl Provider {
         let max_age = match params.get("max_age").map(str::parse::<u64>) {
             None => None,
             Some(Ok(v)) => Some(v),
-            Some(Err(_)) => return fail("invalid_request", "max_age must be a non-negative integer"),
+            Some(Err(_)) => {
+                return fail("invalid_request", "max_age must be a non-negative integer");
+            }
         };
         let claims = match params.get("claims").map(ClaimsRequest::parse) {
             None => ClaimsRequest::default(),
@@ -294,7 +370,12 @@ impl Provider {
             None => None,
             Some(hint) => match self.id_token_hint_subject(hint, &client) {
                 Some(sub) => Some(sub),
-                None => return fail("invalid_request", "id_token_hint is not an ID token Civitas issued to this client"),
+                None => {
+                    return fail(
+                        "invalid_request",
+                        "id_token_hint is not an ID token Civitas issued to this client",
+                    );
+                }
             },
         };
         let pending = PendingAuthorization {
@@ -309,7 +390,10 @@ impl Provider {
             max_age,
             login_hint: params.take("login_hint"),
             hinted_sub,
-            acr_values: params.get("acr_values").map(|v| v.split(' ').map(str::to_owned).collect()).unwrap_or_default(),
+            acr_values: params
+                .get("acr_values")
+                .map(|v| v.split(' ').map(str::to_owned).collect())
+                .unwrap_or_default(),
             claims,
             ui_locales: params.take("ui_locales"),
             created_at: self.clock.now(),
@@ -327,16 +411,24 @@ impl Provider {
             serde_json::Value::Array(a) => a.iter().any(|v| v == client.client_id.as_str()),
             _ => false,
         };
-        (claims["iss"] == self.settings.issuer.as_str() && aud_ok).then(|| claims["sub"].as_str().map(str::to_owned))?
+        (claims["iss"] == self.settings.issuer.as_str() && aud_ok)
+            .then(|| claims["sub"].as_str().map(str::to_owned))?
     }
 
     /// Continues a pending request after the citizen signed in.
-    pub async fn resume_authorization(&self, handle: &str, session: Option<Session>) -> Result<Outcome, OAuthError> {
+    pub async fn resume_authorization(
+        &self,
+        handle: &str,
+        session: Option<Session>,
+    ) -> Result<Outcome, OAuthError> {
         let Some(pending) = self.load_pending(handle).await? else {
             return Ok(expired_request());
         };
         let Some(client) = self.clients.get(&pending.client_id).await? else {
-            return Ok(refused("Unknown service", "The service that sent you here is no longer registered."));
+            return Ok(refused(
+                "Unknown service",
+                "The service that sent you here is no longer registered.",
+            ));
         };
         self.proceed(pending, Some(handle), &client, session).await
     }
@@ -347,9 +439,16 @@ impl Provider {
     }
 
     /// Is the session good enough for this request?
-    fn session_satisfies(&self, pending: &PendingAuthorization, client: &Client, session: &Session) -> bool {
+    fn session_satisfies(
+        &self,
+        pending: &PendingAuthorization,
+        client: &Client,
+        session: &Session,
+    ) -> bool {
         let now = self.clock.now();
-        let fresh_enough = pending.max_age.is_none_or(|max| session.auth_time.secs_until(now) <= max);
+        let fresh_enough = pending
+            .max_age
+            .is_none_or(|max| session.auth_time.secs_until(now) <= max);
         // prompt=login (and select_account, create) need an authentication
         // that happened after the request arrived.
         let reauthenticated = session.auth_time >= pending.created_at;
@@ -371,12 +470,23 @@ impl Provider {
         let usable = session.filter(|s| self.session_satisfies(&pending, client, s));
         let Some(session) = usable else {
             if pending.prompt.none {
-                return self.finish_with_error(&pending, handle, "login_required", "the citizen is not signed in").await;
+                return self
+                    .finish_with_error(
+                        &pending,
+                        handle,
+                        "login_required",
+                        "the citizen is not signed in",
+                    )
+                    .await;
             }
             let create = pending.prompt.create;
             let login_hint = pending.login_hint.clone();
             let handle = self.keep_pending(&pending, handle).await?;
-            return Ok(Outcome::SignIn { handle, login_hint, create });
+            return Ok(Outcome::SignIn {
+                handle,
+                login_hint,
+                create,
+            });
         };
         let claims: Vec<String> = pending.claims.names().map(str::to_owned).collect();
         let consented = client.first_party
@@ -385,33 +495,62 @@ impl Provider {
                 .is_some_and(|c| c.covers(&pending.scope, &claims));
         if pending.prompt.consent || !consented {
             if pending.prompt.none {
-                return self.finish_with_error(&pending, handle, "consent_required", "the citizen has not consented").await;
+                return self
+                    .finish_with_error(
+                        &pending,
+                        handle,
+                        "consent_required",
+                        "the citizen has not consented",
+                    )
+                    .await;
             }
             let handle = self.keep_pending(&pending, handle).await?;
-            return Ok(Outcome::Consent(self.consent_request(&pending, handle, client, claims)));
+            return Ok(Outcome::Consent(
+                self.consent_request(&pending, handle, client, claims),
+            ));
         }
         self.issue_code(&pending, handle, client, &session).await
     }
 
-    fn consent_request(&self, pending: &PendingAuthorization, handle: String, client: &Client, claims: Vec<String>) -> ConsentRequest {
+    fn consent_request(
+        &self,
+        pending: &PendingAuthorization,
+        handle: String,
+        client: &Client,
+        claims: Vec<String>,
+    ) -> ConsentRequest {
         ConsentRequest {
             handle,
             csrf: pending.csrf.clone(),
-            client_name: client.metadata.client_name.clone().unwrap_or_else(|| client.client_id.to_string()),
+            client_name: client
+                .metadata
+                .client_name
+                .clone()
+                .unwrap_or_else(|| client.client_id.to_string()),
             client_uri: client.metadata.client_uri.clone(),
-            scopes: pending.scope.iter().map(|s| (s.to_owned(), describe_scope(s))).collect(),
+            scopes: pending
+                .scope
+                .iter()
+                .map(|s| (s.to_owned(), describe_scope(s)))
+                .collect(),
             claims,
         }
     }
 
     /// Stores the pending request under a new handle, or keeps the existing one.
-    async fn keep_pending(&self, pending: &PendingAuthorization, handle: Option<&str>) -> Result<String, OAuthError> {
+    async fn keep_pending(
+        &self,
+        pending: &PendingAuthorization,
+        handle: Option<&str>,
+    ) -> Result<String, OAuthError> {
         if let Some(h) = handle {
             return Ok(h.to_owned());
         }
         let handle = random_token(24);
         let bytes = serde_json::to_vec(pending).map_err(|e| OAuthError::Internal(e.to_string()))?;
-        self.cache.put(&pending_key(&handle), &bytes, PENDING_TTL).await?;
+        self.cache
+            .put(&pending_key(&handle), &bytes, PENDING_TTL)
+            .await?;
         Ok(handle)
     }
 
@@ -443,7 +582,10 @@ impl Provider {
         code: &'static str,
         description: &str,
     ) -> AuthorizationResponse {
-        let mut params = vec![("error", code.to_owned()), ("error_description", description.to_owned())];
+        let mut params = vec![
+            ("error", code.to_owned()),
+            ("error_description", description.to_owned()),
+        ];
         if let Some(s) = state {
             params.push(("state", s));
         }
@@ -456,19 +598,35 @@ impl Provider {
     }
 
     /// The consent page's content for a pending request, if the session can consent.
-    pub async fn consent_page(&self, handle: &str, session: Option<Session>) -> Result<Outcome, OAuthError> {
+    pub async fn consent_page(
+        &self,
+        handle: &str,
+        session: Option<Session>,
+    ) -> Result<Outcome, OAuthError> {
         let Some(pending) = self.load_pending(handle).await? else {
             return Ok(expired_request());
         };
         let Some(client) = self.clients.get(&pending.client_id).await? else {
-            return Ok(refused("Unknown service", "The service that sent you here is no longer registered."));
+            return Ok(refused(
+                "Unknown service",
+                "The service that sent you here is no longer registered.",
+            ));
         };
         if session.is_none_or(|s| !self.session_satisfies(&pending, &client, &s)) {
             let login_hint = pending.login_hint.clone();
-            return Ok(Outcome::SignIn { handle: handle.to_owned(), login_hint, create: false });
+            return Ok(Outcome::SignIn {
+                handle: handle.to_owned(),
+                login_hint,
+                create: false,
+            });
         }
         let claims = pending.claims.names().map(str::to_owned).collect();
-        Ok(Outcome::Consent(self.consent_request(&pending, handle.to_owned(), &client, claims)))
+        Ok(Outcome::Consent(self.consent_request(
+            &pending,
+            handle.to_owned(),
+            &client,
+            claims,
+        )))
     }
 
     /// The citizen's answer on the consent page.
@@ -483,22 +641,47 @@ impl Provider {
             return Ok(expired_request());
         };
         if !Secret::new(pending.csrf.clone()).matches(csrf) {
-            return Ok(refused("Request could not be verified", "The form was not sent from this page. Please start again from the service."));
+            return Ok(refused(
+                "Request could not be verified",
+                "The form was not sent from this page. Please start again from the service.",
+            ));
         }
         let Some(client) = self.clients.get(&pending.client_id).await? else {
-            return Ok(refused("Unknown service", "The service that sent you here is no longer registered."));
+            return Ok(refused(
+                "Unknown service",
+                "The service that sent you here is no longer registered.",
+            ));
         };
         let Some(session) = session.filter(|s| self.session_satisfies(&pending, &client, s)) else {
             let login_hint = pending.login_hint.clone();
-            return Ok(Outcome::SignIn { handle: handle.to_owned(), login_hint, create: false });
+            return Ok(Outcome::SignIn {
+                handle: handle.to_owned(),
+                login_hint,
+                create: false,
+            });
         };
         if !allow {
-            return self.finish_with_error(&pending, Some(handle), "access_denied", "the citizen declined").await;
+            return self
+                .finish_with_error(
+                    &pending,
+                    Some(handle),
+                    "access_denied",
+                    "the citizen declined",
+                )
+                .await;
         }
         let claims: Vec<String> = pending.claims.names().map(str::to_owned).collect();
-        consent::grant(&self.db, &session.account_id, client.client_id.as_str(), &pending.scope, &claims, self.clock.now())
-            .await?;
-        self.issue_code(&pending, Some(handle), &client, &session).await
+        consent::grant(
+            &self.db,
+            &session.account_id,
+            client.client_id.as_str(),
+            &pending.scope,
+            &claims,
+            self.clock.now(),
+        )
+        .await?;
+        self.issue_code(&pending, Some(handle), &client, &session)
+            .await
     }
 
     /// Issues a single-use code bound to the client, redirect URI and PKCE
@@ -533,10 +716,20 @@ impl Provider {
         };
         let bytes = serde_json::to_vec(&grant).map_err(|e| OAuthError::Internal(e.to_string()))?;
         self.cache
-            .put(&code_key(&code.hash()), &bytes, self.settings.tokens.authorization_code_ttl)
+            .put(
+                &code_key(&code.hash()),
+                &bytes,
+                self.settings.tokens.authorization_code_ttl,
+            )
             .await?;
-        grants::record_session_client(&self.db, &session.sid, client.client_id.as_str(), &session.account_id, self.clock.now())
-            .await?;
+        grants::record_session_client(
+            &self.db,
+            &session.sid,
+            client.client_id.as_str(),
+            &session.account_id,
+            self.clock.now(),
+        )
+        .await?;
         let mut params = vec![("code", code.expose().to_owned())];
         if let Some(s) = &pending.state {
             params.push(("state", s.clone()));

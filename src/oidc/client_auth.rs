@@ -91,8 +91,14 @@ impl JwksCache {
     }
 
     fn cached(&self, uri: &str, max_age: Duration) -> Option<serde_json::Value> {
-        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.get(uri).filter(|(t, _)| t.elapsed() < max_age).map(|(_, v)| v.clone())
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries
+            .get(uri)
+            .filter(|(t, _)| t.elapsed() < max_age)
+            .map(|(_, v)| v.clone())
     }
 
     /// The key set at `uri`; fetched again when `refresh` and the cached copy
@@ -140,7 +146,12 @@ fn verifier_for(alg: &str, jwk: &Jwk) -> Option<Box<dyn JwsVerifier>> {
 }
 
 /// Verifies `token`'s signature against the JWKS `jwks`; the claims.
-fn verify_with(jwks: &serde_json::Value, token: &str, alg: &str, kid: Option<&str>) -> Option<serde_json::Value> {
+fn verify_with(
+    jwks: &serde_json::Value,
+    token: &str,
+    alg: &str,
+    kid: Option<&str>,
+) -> Option<serde_json::Value> {
     let (input, signature) = token.rsplit_once('.')?;
     let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
     let keys = jwks.get("keys")?.as_array()?;
@@ -148,8 +159,12 @@ fn verify_with(jwks: &serde_json::Value, token: &str, alg: &str, kid: Option<&st
         if kid.is_some_and(|k| key.get("kid").and_then(|v| v.as_str()) != Some(k)) {
             continue;
         }
-        let Ok(jwk) = Jwk::from_map(key.as_object()?.clone()) else { continue };
-        let Some(verifier) = verifier_for(alg, &jwk) else { continue };
+        let Ok(jwk) = Jwk::from_map(key.as_object()?.clone()) else {
+            continue;
+        };
+        let Some(verifier) = verifier_for(alg, &jwk) else {
+            continue;
+        };
         if verifier.verify(input.as_bytes(), &signature).is_ok() {
             let payload = input.split('.').nth(1)?;
             return serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok();
@@ -164,31 +179,47 @@ impl Provider {
     /// # Errors
     /// `invalid_client` (RFC 6749 §5.2) for every failure; `invalid_request`
     /// when more than one method is used.
-    pub async fn authenticate_client(&self, creds: &ClientCredentials, endpoint_url: &str) -> Result<Client, OAuthError> {
+    pub async fn authenticate_client(
+        &self,
+        creds: &ClientCredentials,
+        endpoint_url: &str,
+    ) -> Result<Client, OAuthError> {
         let methods = usize::from(creds.basic.is_some())
             + usize::from(creds.client_secret.is_some())
             + usize::from(creds.client_assertion.is_some());
         if methods > 1 {
-            return Err(OAuthError::invalid_request("use exactly one client authentication method"));
+            return Err(OAuthError::invalid_request(
+                "use exactly one client authentication method",
+            ));
         }
         if let Some((id, secret)) = &creds.basic {
             if creds.client_id.as_ref().is_some_and(|c| c != id) {
-                return Err(OAuthError::invalid_client("client_id does not match the authorization header"));
+                return Err(OAuthError::invalid_client(
+                    "client_id does not match the authorization header",
+                ));
             }
-            return self.check_secret(id, secret, AuthMethod::ClientSecretBasic).await;
+            return self
+                .check_secret(id, secret, AuthMethod::ClientSecretBasic)
+                .await;
         }
         if let Some(secret) = &creds.client_secret {
             let id = creds
                 .client_id
                 .as_deref()
                 .ok_or_else(|| OAuthError::invalid_client("client_id is missing"))?;
-            return self.check_secret(id, secret, AuthMethod::ClientSecretPost).await;
+            return self
+                .check_secret(id, secret, AuthMethod::ClientSecretPost)
+                .await;
         }
         if let Some(assertion) = &creds.client_assertion {
             if creds.client_assertion_type.as_deref() != Some(JWT_BEARER) {
-                return Err(OAuthError::invalid_client("client_assertion_type must be jwt-bearer"));
+                return Err(OAuthError::invalid_client(
+                    "client_assertion_type must be jwt-bearer",
+                ));
             }
-            return self.check_assertion(assertion, creds.client_id.as_deref(), endpoint_url).await;
+            return self
+                .check_assertion(assertion, creds.client_id.as_deref(), endpoint_url)
+                .await;
         }
         let id = creds
             .client_id
@@ -208,10 +239,17 @@ impl Provider {
             .ok_or_else(|| OAuthError::invalid_client("client authentication failed"))
     }
 
-    async fn check_secret(&self, id: &str, secret: &str, method: AuthMethod) -> Result<Client, OAuthError> {
+    async fn check_secret(
+        &self,
+        id: &str,
+        secret: &str,
+        method: AuthMethod,
+    ) -> Result<Client, OAuthError> {
         let client = self.known_client(id).await?;
         if client.metadata.token_endpoint_auth_method != method {
-            return Err(OAuthError::invalid_client("the client registered another authentication method"));
+            return Err(OAuthError::invalid_client(
+                "the client registered another authentication method",
+            ));
         }
         if !client.verify_secret(secret) {
             return Err(OAuthError::invalid_client("client authentication failed"));
@@ -219,28 +257,46 @@ impl Provider {
         Ok(client)
     }
 
-    async fn check_assertion(&self, assertion: &str, client_id: Option<&str>, endpoint_url: &str) -> Result<Client, OAuthError> {
+    async fn check_assertion(
+        &self,
+        assertion: &str,
+        client_id: Option<&str>,
+        endpoint_url: &str,
+    ) -> Result<Client, OAuthError> {
         let bad = |why: &str| OAuthError::invalid_client(format!("client assertion: {why}"));
         let mut parts = assertion.split('.');
-        let (Some(h), Some(p), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(bad("not a compact JWS"));
         };
-        let decode = |s: &str| -> Option<serde_json::Value> { serde_json::from_slice(&URL_SAFE_NO_PAD.decode(s).ok()?).ok() };
+        let decode = |s: &str| -> Option<serde_json::Value> {
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(s).ok()?).ok()
+        };
         let header = decode(h).ok_or_else(|| bad("malformed header"))?;
         let unverified = decode(p).ok_or_else(|| bad("malformed claims"))?;
         let alg = header["alg"].as_str().unwrap_or_default();
         if !CLIENT_ASSERTION_ALGS.contains(&alg) {
             return Err(bad("alg is not accepted"));
         }
-        let iss = unverified["iss"].as_str().ok_or_else(|| bad("iss is missing"))?;
+        let iss = unverified["iss"]
+            .as_str()
+            .ok_or_else(|| bad("iss is missing"))?;
         if client_id.is_some_and(|c| c != iss) {
             return Err(bad("iss does not match client_id"));
         }
         let client = self.known_client(iss).await?;
         if client.metadata.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt {
-            return Err(OAuthError::invalid_client("the client registered another authentication method"));
+            return Err(OAuthError::invalid_client(
+                "the client registered another authentication method",
+            ));
         }
-        if client.metadata.token_endpoint_auth_signing_alg.as_deref().is_some_and(|a| a != alg) {
+        if client
+            .metadata
+            .token_endpoint_auth_signing_alg
+            .as_deref()
+            .is_some_and(|a| a != alg)
+        {
             return Err(bad("alg is not the registered one"));
         }
         let kid = header["kid"].as_str();
@@ -250,17 +306,25 @@ impl Provider {
                 let jwks = self.jwks_cache.get(uri, false).await?;
                 match verify_with(&jwks, assertion, alg, kid) {
                     Some(c) => Some(c),
-                    None => verify_with(&self.jwks_cache.get(uri, true).await?, assertion, alg, kid),
+                    None => {
+                        verify_with(&self.jwks_cache.get(uri, true).await?, assertion, alg, kid)
+                    }
                 }
             }
             (None, None) => None,
         }
         .ok_or_else(|| bad("the signature does not verify with the client's keys"))?;
 
-        if claims["sub"].as_str() != Some(client.client_id.as_str()) || claims["iss"].as_str() != Some(client.client_id.as_str()) {
+        if claims["sub"].as_str() != Some(client.client_id.as_str())
+            || claims["iss"].as_str() != Some(client.client_id.as_str())
+        {
             return Err(bad("iss and sub must both be the client_id"));
         }
-        let audience_ok = |v: &serde_json::Value| v == self.settings.issuer.as_str() || v == endpoint_url || v == self.endpoints.token.as_str();
+        let audience_ok = |v: &serde_json::Value| {
+            v == self.settings.issuer.as_str()
+                || v == endpoint_url
+                || v == self.endpoints.token.as_str()
+        };
         let aud_ok = match &claims["aud"] {
             serde_json::Value::Array(a) => a.iter().any(audience_ok),
             v => audience_ok(v),
@@ -269,7 +333,9 @@ impl Provider {
             return Err(bad("aud must be the issuer or the endpoint"));
         }
         let now = self.clock.now().0;
-        let exp = claims["exp"].as_i64().ok_or_else(|| bad("exp is missing"))?;
+        let exp = claims["exp"]
+            .as_i64()
+            .ok_or_else(|| bad("exp is missing"))?;
         if exp <= now - SKEW {
             return Err(bad("expired"));
         }
@@ -282,7 +348,10 @@ impl Provider {
         if claims["nbf"].as_i64().is_some_and(|nbf| nbf > now + SKEW) {
             return Err(bad("not yet valid"));
         }
-        let jti = claims["jti"].as_str().filter(|j| !j.is_empty() && j.len() <= 256).ok_or_else(|| bad("jti is missing"))?;
+        let jti = claims["jti"]
+            .as_str()
+            .filter(|j| !j.is_empty() && j.len() <= 256)
+            .ok_or_else(|| bad("jti is missing"))?;
         let ttl = Duration::from_secs(u64::try_from(exp - now + SKEW).unwrap_or(1).max(1));
         let key = Key::new(Namespace::Replay, format!("jti:{}:{jti}", client.client_id));
         if !self.cache.put_new(&key, b"1", ttl).await? {

@@ -33,7 +33,11 @@ impl Consent {
 ///
 /// # Errors
 /// If the database fails.
-pub async fn get(db: &Database, account: &AccountId, client_id: &str) -> Result<Option<Consent>, StoreError> {
+pub async fn get(
+    db: &Database,
+    account: &AccountId,
+    client_id: &str,
+) -> Result<Option<Consent>, StoreError> {
     let row = sqlx::query("SELECT client_id, scope, claims, granted_at FROM consents WHERE account_id = $1 AND client_id = $2")
         .bind(account.as_str())
         .bind(client_id)
@@ -48,7 +52,11 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Consent, StoreError> {
     Ok(Consent {
         client_id: r.try_get("client_id")?,
         scope: Scope::parse(&scope).map_err(StoreError::Corrupt)?,
-        claims: claims.split(' ').filter(|c| !c.is_empty()).map(str::to_owned).collect(),
+        claims: claims
+            .split(' ')
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect(),
         granted_at: UnixTime(r.try_get("granted_at")?),
     })
 }
@@ -107,7 +115,11 @@ pub async fn list(db: &Database, account: &AccountId) -> Result<Vec<Consent>, St
 ///
 /// # Errors
 /// If the database fails.
-pub async fn revoke(db: &Database, account: &AccountId, client_id: &str) -> Result<bool, StoreError> {
+pub async fn revoke(
+    db: &Database,
+    account: &AccountId,
+    client_id: &str,
+) -> Result<bool, StoreError> {
     let done = sqlx::query("DELETE FROM consents WHERE account_id = $1 AND client_id = $2")
         .bind(account.as_str())
         .bind(client_id)

@@ -61,7 +61,11 @@ const COLUMNS: &str = "grant_id, client_id, account_id, sid, scope, claims, auth
 ///
 /// # Errors
 /// If the database fails (including a second grant for the same code).
-pub async fn insert(db: &Database, g: &Grant, code_hash: Option<&SecretHash>) -> Result<(), StoreError> {
+pub async fn insert(
+    db: &Database,
+    g: &Grant,
+    code_hash: Option<&SecretHash>,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO grants (grant_id, code_hash, client_id, account_id, sid, scope, claims, auth_time, acr, amr, \
          offline, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -97,7 +101,11 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Grant, StoreError> {
         claims: serde_json::from_str(&claims).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         auth_time: UnixTime(r.try_get("auth_time")?),
         acr: r.try_get("acr")?,
-        amr: amr.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        amr: amr
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         offline: flag(r.try_get("offline")?),
         created_at: UnixTime(r.try_get("created_at")?),
         expires_at: UnixTime(r.try_get("expires_at")?),
@@ -111,7 +119,10 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Grant, StoreError> {
 /// If the database fails.
 pub async fn get(db: &Database, grant_id: &str) -> Result<Option<Grant>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM grants WHERE grant_id = $1"));
-    let row = sqlx::query(sql).bind(grant_id).fetch_optional(db.pool()).await?;
+    let row = sqlx::query(sql)
+        .bind(grant_id)
+        .fetch_optional(db.pool())
+        .await?;
     row.map(|r| from_row(&r)).transpose()
 }
 
@@ -121,7 +132,10 @@ pub async fn get(db: &Database, grant_id: &str) -> Result<Option<Grant>, StoreEr
 /// If the database fails.
 pub async fn by_code(db: &Database, code_hash: &SecretHash) -> Result<Option<Grant>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM grants WHERE code_hash = $1"));
-    let row = sqlx::query(sql).bind(code_hash.as_str()).fetch_optional(db.pool()).await?;
+    let row = sqlx::query(sql)
+        .bind(code_hash.as_str())
+        .fetch_optional(db.pool())
+        .await?;
     row.map(|r| from_row(&r)).transpose()
 }
 
@@ -130,11 +144,12 @@ pub async fn by_code(db: &Database, code_hash: &SecretHash) -> Result<Option<Gra
 /// # Errors
 /// If the database fails.
 pub async fn revoke(db: &Database, grant_id: &str, now: UnixTime) -> Result<bool, StoreError> {
-    let done = sqlx::query("UPDATE grants SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL")
-        .bind(grant_id)
-        .bind(now.0)
-        .execute(db.pool())
-        .await?;
+    let done =
+        sqlx::query("UPDATE grants SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL")
+            .bind(grant_id)
+            .bind(now.0)
+            .execute(db.pool())
+            .await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -143,12 +158,13 @@ pub async fn revoke(db: &Database, grant_id: &str, now: UnixTime) -> Result<bool
 /// # Errors
 /// If the database fails.
 pub async fn revoke_session(db: &Database, sid: &str, now: UnixTime) -> Result<u64, StoreError> {
-    let done =
-        sqlx::query("UPDATE grants SET revoked_at = $2 WHERE sid = $1 AND offline = 0 AND revoked_at IS NULL")
-            .bind(sid)
-            .bind(now.0)
-            .execute(db.pool())
-            .await?;
+    let done = sqlx::query(
+        "UPDATE grants SET revoked_at = $2 WHERE sid = $1 AND offline = 0 AND revoked_at IS NULL",
+    )
+    .bind(sid)
+    .bind(now.0)
+    .execute(db.pool())
+    .await?;
     Ok(done.rows_affected())
 }
 
@@ -202,17 +218,26 @@ pub async fn rotate_refresh(
     idle_secs: u64,
 ) -> Result<RefreshUse, StoreError> {
     let mut tx = db.pool().begin().await?;
-    let row = sqlx::query("SELECT grant_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1")
-        .bind(presented.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(row) = row else { return Ok(RefreshUse::Unknown) };
+    let row = sqlx::query(
+        "SELECT grant_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1",
+    )
+    .bind(presented.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(RefreshUse::Unknown);
+    };
     let grant_id: String = row.try_get("grant_id")?;
     let owner = sqlx::query("SELECT client_id FROM grants WHERE grant_id = $1")
         .bind(&grant_id)
         .fetch_optional(&mut *tx)
         .await?;
-    if owner.map(|r| r.try_get::<String, _>("client_id")).transpose()?.as_deref() != Some(client_id) {
+    if owner
+        .map(|r| r.try_get::<String, _>("client_id"))
+        .transpose()?
+        .as_deref()
+        != Some(client_id)
+    {
         return Ok(RefreshUse::Unknown);
     }
     if row.try_get::<Option<i64>, _>("used_at")?.is_some() {
@@ -222,7 +247,11 @@ pub async fn rotate_refresh(
         return Ok(RefreshUse::Expired);
     }
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM grants WHERE grant_id = $1"));
-    let Some(grant) = sqlx::query(sql).bind(&grant_id).fetch_optional(&mut *tx).await? else {
+    let Some(grant) = sqlx::query(sql)
+        .bind(&grant_id)
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
         return Ok(RefreshUse::Unknown);
     };
     let grant = from_row(&grant)?;
@@ -233,11 +262,13 @@ pub async fn rotate_refresh(
     if !grant.is_active(now) {
         return Ok(RefreshUse::Expired);
     }
-    let marked = sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL")
-        .bind(presented.as_str())
-        .bind(now.0)
-        .execute(&mut *tx)
-        .await?;
+    let marked = sqlx::query(
+        "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL",
+    )
+    .bind(presented.as_str())
+    .bind(now.0)
+    .execute(&mut *tx)
+    .await?;
     if marked.rows_affected() != 1 {
         // Another request used it between our read and our write.
         return Ok(RefreshUse::Reused(grant_id));
@@ -259,11 +290,16 @@ pub async fn rotate_refresh(
 ///
 /// # Errors
 /// If the database fails.
-pub async fn refresh_grant(db: &Database, hash: &SecretHash) -> Result<Option<(Grant, bool, UnixTime)>, StoreError> {
-    let row = sqlx::query("SELECT grant_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1")
-        .bind(hash.as_str())
-        .fetch_optional(db.pool())
-        .await?;
+pub async fn refresh_grant(
+    db: &Database,
+    hash: &SecretHash,
+) -> Result<Option<(Grant, bool, UnixTime)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT grant_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1",
+    )
+    .bind(hash.as_str())
+    .fetch_optional(db.pool())
+    .await?;
     let Some(row) = row else { return Ok(None) };
     let grant_id: String = row.try_get("grant_id")?;
     let used = row.try_get::<Option<i64>, _>("used_at")?.is_some();
@@ -301,11 +337,17 @@ pub async fn record_session_client(
 /// If the database fails.
 pub async fn take_session_clients(db: &Database, sid: &str) -> Result<Vec<String>, StoreError> {
     let mut tx = db.pool().begin().await?;
-    let rows = sqlx::query("SELECT client_id FROM session_clients WHERE sid = $1 ORDER BY created_at")
+    let rows =
+        sqlx::query("SELECT client_id FROM session_clients WHERE sid = $1 ORDER BY created_at")
+            .bind(sid)
+            .fetch_all(&mut *tx)
+            .await?;
+    sqlx::query("DELETE FROM session_clients WHERE sid = $1")
         .bind(sid)
-        .fetch_all(&mut *tx)
+        .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM session_clients WHERE sid = $1").bind(sid).execute(&mut *tx).await?;
     tx.commit().await?;
-    rows.iter().map(|r| Ok(r.try_get::<String, _>("client_id")?)).collect()
+    rows.iter()
+        .map(|r| Ok(r.try_get::<String, _>("client_id")?))
+        .collect()
 }

@@ -67,7 +67,9 @@ fn add_state(uri: &str, state: Option<&str>) -> String {
     match state {
         None => uri.to_owned(),
         Some(s) => {
-            let q = form_urlencoded::Serializer::new(String::new()).append_pair("state", s).finish();
+            let q = form_urlencoded::Serializer::new(String::new())
+                .append_pair("state", s)
+                .finish();
             format!("{uri}{}{q}", if uri.contains('?') { '&' } else { '?' })
         }
     }
@@ -76,7 +78,11 @@ fn add_state(uri: &str, state: Option<&str>) -> String {
 impl Provider {
     /// RP-Initiated Logout §2: validates the request and decides whether to
     /// sign out now or ask first. `session` is the browser's session.
-    pub async fn end_session(&self, query: &[u8], session: Option<&Session>) -> Result<LogoutOutcome, OAuthError> {
+    pub async fn end_session(
+        &self,
+        query: &[u8],
+        session: Option<&Session>,
+    ) -> Result<LogoutOutcome, OAuthError> {
         let params = match super::params::Params::parse(query) {
             Ok(p) => p,
             Err(e) => return Ok(LogoutOutcome::Invalid(e.to_string())),
@@ -86,14 +92,22 @@ impl Provider {
             None => None,
             Some(t) => match self.keys.verify(t) {
                 Ok((_, claims)) if claims["iss"] == self.settings.issuer.as_str() => Some(claims),
-                _ => return Ok(LogoutOutcome::Invalid("id_token_hint is not an ID token issued by Civitas".into())),
+                _ => {
+                    return Ok(LogoutOutcome::Invalid(
+                        "id_token_hint is not an ID token issued by Civitas".into(),
+                    ));
+                }
             },
         };
-        let hinted_client = hint.as_ref().and_then(|c| c["aud"].as_str().map(str::to_owned));
+        let hinted_client = hint
+            .as_ref()
+            .and_then(|c| c["aud"].as_str().map(str::to_owned));
         if let (Some(a), Some(b)) = (&hinted_client, params.get("client_id"))
             && a != b
         {
-            return Ok(LogoutOutcome::Invalid("client_id does not match the id_token_hint".into()));
+            return Ok(LogoutOutcome::Invalid(
+                "client_id does not match the id_token_hint".into(),
+            ));
         }
         let client_id = hinted_client.or_else(|| params.get("client_id").map(str::to_owned));
         let client = match &client_id {
@@ -102,7 +116,12 @@ impl Provider {
         };
         // §3: redirect only to a URI registered exactly for that client.
         let redirect = match (params.get("post_logout_redirect_uri"), &client) {
-            (Some(uri), Some(c)) if c.metadata.post_logout_redirect_uris.iter().any(|r| r.as_str() == uri) => {
+            (Some(uri), Some(c))
+                if c.metadata
+                    .post_logout_redirect_uris
+                    .iter()
+                    .any(|r| r.as_str() == uri) =>
+            {
                 Some(add_state(uri, params.get("state")))
             }
             _ => None,
@@ -116,7 +135,9 @@ impl Provider {
         };
         // A hint naming this very session shows the RP is the citizen's own:
         // no need to ask.
-        let same_session = hint.as_ref().is_some_and(|h| h["sid"].as_str() == Some(session.sid.as_str()));
+        let same_session = hint
+            .as_ref()
+            .is_some_and(|h| h["sid"].as_str() == Some(session.sid.as_str()));
         if same_session {
             return Ok(LogoutOutcome::Done(after));
         }
@@ -128,17 +149,41 @@ impl Provider {
             after,
             sid: Some(session.sid.clone()),
         };
-        let bytes = serde_json::to_vec(&pending).map_err(|e| OAuthError::Internal(e.to_string()))?;
-        self.cache.put(&Key::new(Namespace::AuthRequest, format!("logout:{handle}")), &bytes, CONFIRM_TTL).await?;
-        Ok(LogoutOutcome::Confirm { handle, csrf, client_name })
+        let bytes =
+            serde_json::to_vec(&pending).map_err(|e| OAuthError::Internal(e.to_string()))?;
+        self.cache
+            .put(
+                &Key::new(Namespace::AuthRequest, format!("logout:{handle}")),
+                &bytes,
+                CONFIRM_TTL,
+            )
+            .await?;
+        Ok(LogoutOutcome::Confirm {
+            handle,
+            csrf,
+            client_name,
+        })
     }
 
     /// The citizen confirmed the logout; where to go next, if the form is genuine.
-    pub async fn confirm_logout(&self, handle: &str, csrf: &str) -> Result<Option<PostLogout>, OAuthError> {
-        let Some(bytes) = self.cache.take(&Key::new(Namespace::AuthRequest, format!("logout:{handle}"))).await? else {
+    pub async fn confirm_logout(
+        &self,
+        handle: &str,
+        csrf: &str,
+    ) -> Result<Option<PostLogout>, OAuthError> {
+        let Some(bytes) = self
+            .cache
+            .take(&Key::new(
+                Namespace::AuthRequest,
+                format!("logout:{handle}"),
+            ))
+            .await?
+        else {
             return Ok(None);
         };
-        let Ok(pending) = serde_json::from_slice::<PendingLogout>(&bytes) else { return Ok(None) };
+        let Ok(pending) = serde_json::from_slice::<PendingLogout>(&bytes) else {
+            return Ok(None);
+        };
         if !Secret::new(pending.csrf).matches(csrf) {
             return Ok(None);
         }
@@ -155,8 +200,12 @@ impl Provider {
         let now = self.clock.now();
         grants::revoke_session(&self.db, &session.sid, now).await?;
         for client_id in grants::take_session_clients(&self.db, &session.sid).await? {
-            let Some(client) = self.clients.get(&client_id).await? else { continue };
-            let Some(uri) = &client.metadata.backchannel_logout_uri else { continue };
+            let Some(client) = self.clients.get(&client_id).await? else {
+                continue;
+            };
+            let Some(uri) = &client.metadata.backchannel_logout_uri else {
+                continue;
+            };
             sqlx::query(
                 "INSERT INTO logout_deliveries (delivery_id, client_id, uri, account_id, sid, attempts, next_attempt_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
@@ -174,7 +223,12 @@ impl Provider {
     }
 
     /// A logout token for `client` (Back-Channel Logout §2.4).
-    fn logout_token(&self, client: &Client, account: &AccountId, sid: &str) -> Result<String, OAuthError> {
+    fn logout_token(
+        &self,
+        client: &Client,
+        account: &AccountId,
+        sid: &str,
+    ) -> Result<String, OAuthError> {
         let now = self.clock.now();
         let claims = serde_json::json!({
             "iss": self.settings.issuer,
@@ -186,7 +240,9 @@ impl Provider {
             "sid": sid,
             "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
         });
-        Ok(self.keys.sign(Self::id_token_alg(client), "logout+jwt", &claims)?)
+        Ok(self
+            .keys
+            .sign(Self::id_token_alg(client), "logout+jwt", &claims)?)
     }
 
     /// Sends the back-channel logouts that are due; returns how many were

@@ -87,7 +87,9 @@ impl OAuthError {
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => Self::Unavailable(e.to_string()),
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
+                Self::Unavailable(e.to_string())
+            }
             other => Self::Internal(other.to_string()),
         }
     }

@@ -107,7 +107,11 @@ impl Scope {
     /// The values of `self` not in `allowed`.
     #[must_use]
     pub fn not_in<'a>(&'a self, allowed: &Scope) -> Vec<&'a str> {
-        self.0.iter().filter(|t| !allowed.0.contains(*t)).map(String::as_str).collect()
+        self.0
+            .iter()
+            .filter(|t| !allowed.0.contains(*t))
+            .map(String::as_str)
+            .collect()
     }
 
     /// The values.
@@ -240,7 +244,10 @@ impl ClaimsRequest {
 
     /// Every claim name asked for, in either place.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.userinfo.keys().chain(self.id_token.keys()).map(String::as_str)
+        self.userinfo
+            .keys()
+            .chain(self.id_token.keys())
+            .map(String::as_str)
     }
 
     /// Is this claim requested as essential in the ID token?
@@ -283,7 +290,10 @@ mod tests {
 
     #[test]
     fn claims_requests_parse() {
-        let c = ClaimsRequest::parse(r#"{"userinfo":{"email":null},"id_token":{"acr":{"essential":true}}}"#).unwrap();
+        let c = ClaimsRequest::parse(
+            r#"{"userinfo":{"email":null},"id_token":{"acr":{"essential":true}}}"#,
+        )
+        .unwrap();
         assert!(c.userinfo.contains_key("email"));
         assert_eq!(c.id_token_essential("acr").unwrap().essential, Some(true));
         assert!(ClaimsRequest::parse("[1]").is_err());

@@ -38,7 +38,9 @@ pub struct TokenResponse {
 
 /// RFC 7636 §4.1: 43 to 128 unreserved characters.
 fn is_code_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 /// RFC 7636 §4.6: BASE64URL(SHA256(verifier)) == challenge, in constant time.
@@ -52,16 +54,25 @@ impl Provider {
     ///
     /// # Errors
     /// The RFC 6749 §5.2 error.
-    pub async fn token(&self, mut params: Params, creds: &ClientCredentials) -> Result<TokenResponse, OAuthError> {
+    pub async fn token(
+        &self,
+        mut params: Params,
+        creds: &ClientCredentials,
+    ) -> Result<TokenResponse, OAuthError> {
         let grant_type = params
             .take("grant_type")
             .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
-        let client = self.authenticate_client(creds, &self.endpoints.token).await?;
+        let client = self
+            .authenticate_client(creds, &self.endpoints.token)
+            .await?;
         match grant_type.as_str() {
             "authorization_code" => self.redeem_code(&client, &mut params).await,
             "refresh_token" => self.refresh(&client, &mut params).await,
             "client_credentials" => self.client_credentials(&client, &mut params),
-            _ => Err(OAuthError::new("unsupported_grant_type", format!("grant_type `{grant_type}` is not supported"))),
+            _ => Err(OAuthError::new(
+                "unsupported_grant_type",
+                format!("grant_type `{grant_type}` is not supported"),
+            )),
         }
     }
 
@@ -69,17 +80,28 @@ impl Provider {
         if client.metadata.grant_types.contains(&grant) {
             Ok(())
         } else {
-            Err(OAuthError::new("unauthorized_client", "the client is not registered for this grant type"))
+            Err(OAuthError::new(
+                "unauthorized_client",
+                "the client is not registered for this grant type",
+            ))
         }
     }
 
-    async fn redeem_code(&self, client: &Client, params: &mut Params) -> Result<TokenResponse, OAuthError> {
+    async fn redeem_code(
+        &self,
+        client: &Client,
+        params: &mut Params,
+    ) -> Result<TokenResponse, OAuthError> {
         Self::require_grant(client, GrantType::AuthorizationCode)?;
-        let code = params.take("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
-        let redirect_uri = params.take("redirect_uri").ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
-        let verifier = params
-            .take("code_verifier")
-            .ok_or_else(|| OAuthError::invalid_request("code_verifier is missing (PKCE is required)"))?;
+        let code = params
+            .take("code")
+            .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+        let redirect_uri = params
+            .take("redirect_uri")
+            .ok_or_else(|| OAuthError::invalid_request("redirect_uri is missing"))?;
+        let verifier = params.take("code_verifier").ok_or_else(|| {
+            OAuthError::invalid_request("code_verifier is missing (PKCE is required)")
+        })?;
         let code_hash = SecretHash::of(&code);
         let Some(granted) = self.take_code(&code).await? else {
             // RFC 6749 §4.1.2 and RFC 9700 §4.2.4: a code used twice revokes
@@ -87,28 +109,43 @@ impl Provider {
             if let Some(g) = grants::by_code(&self.db, &code_hash).await? {
                 grants::revoke(&self.db, &g.grant_id, self.clock.now()).await?;
                 tracing::warn!(client_id = %g.client_id, grant_id = %g.grant_id, "authorization code reused; grant revoked");
-                return Err(OAuthError::invalid_grant("the code was already used; the tokens issued from it are revoked"));
+                return Err(OAuthError::invalid_grant(
+                    "the code was already used; the tokens issued from it are revoked",
+                ));
             }
-            return Err(OAuthError::invalid_grant("the code is invalid or has expired"));
+            return Err(OAuthError::invalid_grant(
+                "the code is invalid or has expired",
+            ));
         };
         // The code is consumed from here on, whatever happens next.
         if granted.client_id != client.client_id.as_str() {
-            return Err(OAuthError::invalid_grant("the code was issued to another client"));
+            return Err(OAuthError::invalid_grant(
+                "the code was issued to another client",
+            ));
         }
         if granted.redirect_uri != redirect_uri {
-            return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ));
         }
         if !is_code_verifier(&verifier) || !pkce_matches(&verifier, &granted.code_challenge) {
-            return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
+            return Err(OAuthError::invalid_grant(
+                "code_verifier does not match the code_challenge",
+            ));
         }
         let grant = self.new_grant(client, &granted);
         grants::insert(&self.db, &grant, Some(&code_hash)).await?;
-        self.issue_tokens(client, &grant, granted.nonce.as_deref(), &grant.scope, true).await
+        self.issue_tokens(client, &grant, granted.nonce.as_deref(), &grant.scope, true)
+            .await
     }
 
     fn new_grant(&self, client: &Client, code: &CodeGrant) -> Grant {
         let now = self.clock.now();
-        let offline = code.scope.contains("offline_access") && client.metadata.grant_types.contains(&GrantType::RefreshToken);
+        let offline = code.scope.contains("offline_access")
+            && client
+                .metadata
+                .grant_types
+                .contains(&GrantType::RefreshToken);
         Grant {
             grant_id: random_token(16),
             client_id: code.client_id.clone(),
@@ -137,21 +174,27 @@ impl Provider {
         new_refresh: bool,
     ) -> Result<TokenResponse, OAuthError> {
         let sub = self.pairwise.subject(client, &grant.account_id);
-        let mut claims = self.access_claims(sub.clone(), client.client_id.as_str(), scope.to_string());
+        let mut claims =
+            self.access_claims(sub.clone(), client.client_id.as_str(), scope.to_string());
         claims.auth_time = Some(grant.auth_time.0);
         claims.acr = Some(grant.acr.clone());
         claims.amr = Some(grant.amr.clone());
         claims.gid = Some(grant.grant_id.clone());
         let access_token = self.sign_access_token(&claims)?;
         let id_token = if scope.contains("openid") {
-            Some(self.id_token(client, grant, &sub, nonce, Some(&access_token)).await?)
+            Some(
+                self.id_token(client, grant, &sub, nonce, Some(&access_token))
+                    .await?,
+            )
         } else {
             None
         };
         let refresh_token = if grant.offline && new_refresh {
             let token = Secret::generate();
             let now = self.clock.now();
-            let expires = now.plus(self.settings.tokens.refresh_token_idle_ttl.as_secs()).min(grant.expires_at);
+            let expires = now
+                .plus(self.settings.tokens.refresh_token_idle_ttl.as_secs())
+                .min(grant.expires_at);
             grants::insert_refresh(&self.db, &token.hash(), &grant.grant_id, now, expires).await?;
             Some(token.expose().to_owned())
         } else {
@@ -180,7 +223,14 @@ impl Provider {
         let now = self.clock.now();
         let mut extra = BTreeMap::new();
         if !grant.claims.id_token.is_empty() {
-            let released = self.user_claims(&grant.account_id, &grant.scope, grant.claims.id_token.keys().map(String::as_str), false).await?;
+            let released = self
+                .user_claims(
+                    &grant.account_id,
+                    &grant.scope,
+                    grant.claims.id_token.keys().map(String::as_str),
+                    false,
+                )
+                .await?;
             extra.extend(released);
         }
         let claims = IdTokenClaims {
@@ -201,9 +251,15 @@ impl Provider {
         Ok(self.keys.sign(alg, "JWT", &claims)?)
     }
 
-    async fn refresh(&self, client: &Client, params: &mut Params) -> Result<TokenResponse, OAuthError> {
+    async fn refresh(
+        &self,
+        client: &Client,
+        params: &mut Params,
+    ) -> Result<TokenResponse, OAuthError> {
         Self::require_grant(client, GrantType::RefreshToken)?;
-        let presented = params.take("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+        let presented = params
+            .take("refresh_token")
+            .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
         let narrowed = match params.take("scope") {
             None => None,
             Some(s) => Some(Scope::parse(&s).map_err(|e| OAuthError::new("invalid_scope", e))?),
@@ -224,24 +280,41 @@ impl Provider {
             RefreshUse::Reused(grant_id) => {
                 grants::revoke(&self.db, &grant_id, now).await?;
                 tracing::warn!(client_id = %client.client_id, grant_id, "refresh token reused; token family revoked");
-                return Err(OAuthError::invalid_grant("the refresh token was already used; every token of this grant is revoked"));
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token was already used; every token of this grant is revoked",
+                ));
             }
-            RefreshUse::Expired => return Err(OAuthError::invalid_grant("the refresh token has expired or been revoked")),
-            RefreshUse::Unknown => return Err(OAuthError::invalid_grant("the refresh token is invalid")),
+            RefreshUse::Expired => {
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token has expired or been revoked",
+                ));
+            }
+            RefreshUse::Unknown => {
+                return Err(OAuthError::invalid_grant("the refresh token is invalid"));
+            }
         };
         let scope = match narrowed {
             Some(s) if !s.is_subset(&grant.scope) => {
-                return Err(OAuthError::new("invalid_scope", "a refresh can only narrow the granted scope"));
+                return Err(OAuthError::new(
+                    "invalid_scope",
+                    "a refresh can only narrow the granted scope",
+                ));
             }
             Some(s) => s,
             None => grant.scope.clone(),
         };
-        let mut response = self.issue_tokens(client, &grant, None, &scope, false).await?;
+        let mut response = self
+            .issue_tokens(client, &grant, None, &scope, false)
+            .await?;
         response.refresh_token = Some(successor.expose().to_owned());
         Ok(response)
     }
 
-    fn client_credentials(&self, client: &Client, params: &mut Params) -> Result<TokenResponse, OAuthError> {
+    fn client_credentials(
+        &self,
+        client: &Client,
+        params: &mut Params,
+    ) -> Result<TokenResponse, OAuthError> {
         Self::require_grant(client, GrantType::ClientCredentials)?;
         let registered = Scope::parse(&client.metadata.scope).unwrap_or_default();
         let scope = match params.take("scope") {
@@ -250,13 +323,23 @@ impl Provider {
         };
         let extra = scope.not_in(&registered);
         if !extra.is_empty() {
-            return Err(OAuthError::new("invalid_scope", format!("the client may not ask for: {}", extra.join(" "))));
+            return Err(OAuthError::new(
+                "invalid_scope",
+                format!("the client may not ask for: {}", extra.join(" ")),
+            ));
         }
         if scope.contains("openid") || scope.contains("offline_access") {
-            return Err(OAuthError::new("invalid_scope", "openid and offline_access need a user; not for client_credentials"));
+            return Err(OAuthError::new(
+                "invalid_scope",
+                "openid and offline_access need a user; not for client_credentials",
+            ));
         }
         // RFC 9068 §2.2: without a resource owner, `sub` is the client.
-        let claims = self.access_claims(client.client_id.as_str().to_owned(), client.client_id.as_str(), scope.to_string());
+        let claims = self.access_claims(
+            client.client_id.as_str().to_owned(),
+            client.client_id.as_str(),
+            scope.to_string(),
+        );
         Ok(TokenResponse {
             access_token: self.sign_access_token(&claims)?,
             token_type: "Bearer",
@@ -271,14 +354,25 @@ impl Provider {
     ///
     /// # Errors
     /// `invalid_client`, or `invalid_request` without a token.
-    pub async fn introspect(&self, mut params: Params, creds: &ClientCredentials) -> Result<serde_json::Value, OAuthError> {
-        let client = self.authenticate_client(creds, &self.endpoints.introspection).await?;
+    pub async fn introspect(
+        &self,
+        mut params: Params,
+        creds: &ClientCredentials,
+    ) -> Result<serde_json::Value, OAuthError> {
+        let client = self
+            .authenticate_client(creds, &self.endpoints.introspection)
+            .await?;
         if client.metadata.token_endpoint_auth_method == AuthMethod::None {
-            return Err(OAuthError::invalid_client("public clients may not introspect tokens"));
+            return Err(OAuthError::invalid_client(
+                "public clients may not introspect tokens",
+            ));
         }
-        let token = params.take("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let token = params
+            .take("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
         if let Ok(claims) = self.verify_access_token(&token).await {
-            let mut out = serde_json::to_value(&claims).map_err(|e| OAuthError::Internal(e.to_string()))?;
+            let mut out =
+                serde_json::to_value(&claims).map_err(|e| OAuthError::Internal(e.to_string()))?;
             if let Some(map) = out.as_object_mut() {
                 map.remove("gid");
                 map.insert("active".into(), true.into());
@@ -286,11 +380,19 @@ impl Provider {
             }
             return Ok(out);
         }
-        if let Some((grant, used, expires)) = grants::refresh_grant(&self.db, &SecretHash::of(&token)).await? {
+        if let Some((grant, used, expires)) =
+            grants::refresh_grant(&self.db, &SecretHash::of(&token)).await?
+        {
             let now = self.clock.now();
-            if grant.client_id == client.client_id.as_str() && !used && now < expires && grant.is_active(now) {
+            if grant.client_id == client.client_id.as_str()
+                && !used
+                && now < expires
+                && grant.is_active(now)
+            {
                 let owner = self.clients.get(&grant.client_id).await?;
-                let sub = owner.map(|c| self.pairwise.subject(&c, &grant.account_id)).unwrap_or_default();
+                let sub = owner
+                    .map(|c| self.pairwise.subject(&c, &grant.account_id))
+                    .unwrap_or_default();
                 return Ok(serde_json::json!({
                     "active": true,
                     "token_type": "refresh_token",
@@ -312,16 +414,29 @@ impl Provider {
     ///
     /// # Errors
     /// `invalid_client`, or `invalid_request` without a token.
-    pub async fn revoke(&self, mut params: Params, creds: &ClientCredentials) -> Result<(), OAuthError> {
-        let client = self.authenticate_client(creds, &self.endpoints.revocation).await?;
-        let token = params.take("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    pub async fn revoke(
+        &self,
+        mut params: Params,
+        creds: &ClientCredentials,
+    ) -> Result<(), OAuthError> {
+        let client = self
+            .authenticate_client(creds, &self.endpoints.revocation)
+            .await?;
+        let token = params
+            .take("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
         if let Some(hint) = params.get("token_type_hint")
             && hint != "access_token"
             && hint != "refresh_token"
         {
-            return Err(OAuthError::new("unsupported_token_type", "token_type_hint must be access_token or refresh_token"));
+            return Err(OAuthError::new(
+                "unsupported_token_type",
+                "token_type_hint must be access_token or refresh_token",
+            ));
         }
-        if let Some((grant, _, _)) = grants::refresh_grant(&self.db, &SecretHash::of(&token)).await? {
+        if let Some((grant, _, _)) =
+            grants::refresh_grant(&self.db, &SecretHash::of(&token)).await?
+        {
             if grant.client_id == client.client_id.as_str() {
                 grants::revoke(&self.db, &grant.grant_id, self.clock.now()).await?;
             }

@@ -68,12 +68,20 @@ pub struct IdTokenClaims<'a> {
 
 impl Provider {
     /// Signs an access token (ES256, `typ: at+jwt`).
-    pub(crate) fn sign_access_token(&self, claims: &AccessTokenClaims) -> Result<String, OAuthError> {
+    pub(crate) fn sign_access_token(
+        &self,
+        claims: &AccessTokenClaims,
+    ) -> Result<String, OAuthError> {
         Ok(self.keys.sign(Alg::ES256, "at+jwt", claims)?)
     }
 
     /// Builds access-token claims that expire after the configured lifetime.
-    pub(crate) fn access_claims(&self, sub: String, client_id: &str, scope: String) -> AccessTokenClaims {
+    pub(crate) fn access_claims(
+        &self,
+        sub: String,
+        client_id: &str,
+        scope: String,
+    ) -> AccessTokenClaims {
         let now = self.clock.now();
         AccessTokenClaims {
             iss: self.settings.issuer.clone(),
@@ -100,23 +108,41 @@ impl Provider {
     /// `invalid_token` with the reason, or an unavailable dependency.
     pub async fn verify_access_token(&self, token: &str) -> Result<AccessTokenClaims, OAuthError> {
         let invalid = |why: &str| OAuthError::new("invalid_token", why.to_owned());
-        let (header, claims) = self.keys.verify(token).map_err(|_| invalid("the token is not a valid Civitas token"))?;
-        if header["typ"].as_str().map(str::to_ascii_lowercase).as_deref() != Some("at+jwt") {
+        let (header, claims) = self
+            .keys
+            .verify(token)
+            .map_err(|_| invalid("the token is not a valid Civitas token"))?;
+        if header["typ"]
+            .as_str()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+            != Some("at+jwt")
+        {
             return Err(invalid("the token is not an access token"));
         }
-        let claims: AccessTokenClaims =
-            serde_json::from_value(claims).map_err(|_| invalid("the token's claims are not an access token's"))?;
+        let claims: AccessTokenClaims = serde_json::from_value(claims)
+            .map_err(|_| invalid("the token's claims are not an access token's"))?;
         if claims.iss != self.settings.issuer {
             return Err(invalid("the token was issued by someone else"));
         }
         if claims.exp <= self.clock.now().0 {
             return Err(invalid("the token has expired"));
         }
-        if self.cache.get(&Key::new(Namespace::Replay, format!("revoked-at:{}", claims.jti))).await?.is_some() {
+        if self
+            .cache
+            .get(&Key::new(
+                Namespace::Replay,
+                format!("revoked-at:{}", claims.jti),
+            ))
+            .await?
+            .is_some()
+        {
             return Err(invalid("the token has been revoked"));
         }
         if let Some(gid) = &claims.gid {
-            let active = grants::get(&self.db, gid).await?.is_some_and(|g| g.is_active(self.clock.now()));
+            let active = grants::get(&self.db, gid)
+                .await?
+                .is_some_and(|g| g.is_active(self.clock.now()));
             if !active {
                 return Err(invalid("the token has been revoked"));
             }
@@ -125,8 +151,15 @@ impl Provider {
     }
 
     /// Revokes one access token until it would have expired anyway.
-    pub(crate) async fn revoke_access_token(&self, claims: &AccessTokenClaims) -> Result<(), OAuthError> {
-        let remaining = self.clock.now().secs_until(crate::clock::UnixTime(claims.exp)).max(1);
+    pub(crate) async fn revoke_access_token(
+        &self,
+        claims: &AccessTokenClaims,
+    ) -> Result<(), OAuthError> {
+        let remaining = self
+            .clock
+            .now()
+            .secs_until(crate::clock::UnixTime(claims.exp))
+            .max(1);
         self.cache
             .put(
                 &Key::new(Namespace::Replay, format!("revoked-at:{}", claims.jti)),

@@ -13,7 +13,10 @@ use super::{OAuthError, Provider, grants};
 use crate::accounts::AccountId;
 
 /// The claims each scope implies (OIDC Core §5.4), limited to what Civitas holds.
-const SCOPE_CLAIMS: &[(&str, &[&str])] = &[("profile", &["name"]), ("email", &["email", "email_verified"])];
+const SCOPE_CLAIMS: &[(&str, &[&str])] = &[
+    ("profile", &["name"]),
+    ("email", &["email", "email_verified"]),
+];
 
 /// Every end-user claim Civitas can release.
 pub const SUPPORTED_CLAIMS: &[&str] = &["sub", "name", "email", "email_verified"];
@@ -67,15 +70,25 @@ impl Provider {
         let claims = self.verify_access_token(access_token).await?;
         let scope = Scope::parse(&claims.scope).unwrap_or_default();
         if !scope.contains("openid") {
-            return Err(OAuthError::new("insufficient_scope", "the token was not granted the openid scope"));
+            return Err(OAuthError::new(
+                "insufficient_scope",
+                "the token was not granted the openid scope",
+            ));
         }
         let grant = match &claims.gid {
             Some(gid) => grants::get(&self.db, gid).await?,
             None => None,
         }
-        .ok_or_else(|| OAuthError::new("invalid_token", "the token does not belong to a citizen"))?;
+        .ok_or_else(|| {
+            OAuthError::new("invalid_token", "the token does not belong to a citizen")
+        })?;
         let mut out = self
-            .user_claims(&grant.account_id, &scope, grant.claims.userinfo.keys().map(String::as_str), true)
+            .user_claims(
+                &grant.account_id,
+                &scope,
+                grant.claims.userinfo.keys().map(String::as_str),
+                true,
+            )
             .await?;
         out.insert("sub".into(), Value::from(claims.sub));
         Ok(Value::Object(out.into_iter().collect()))

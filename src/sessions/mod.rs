@@ -83,7 +83,11 @@ impl Sessions {
     /// Sessions in `cache`.
     #[must_use]
     pub fn new(cache: Cache, clock: SharedClock, settings: SessionSettings) -> Self {
-        Self { cache, clock, settings }
+        Self {
+            cache,
+            clock,
+            settings,
+        }
     }
 
     /// Starts a new session for `auth`, ending `previous` (the cookie the
@@ -117,12 +121,16 @@ impl Sessions {
 
     async fn write(&self, cookie: &Secret, session: &Session) -> Result<(), EphemeralError> {
         let bytes = serde_json::to_vec(session).unwrap_or_default();
-        self.cache.put(&key(cookie.expose()), &bytes, self.ttl(session)).await
+        self.cache
+            .put(&key(cookie.expose()), &bytes, self.ttl(session))
+            .await
     }
 
     /// Time to live: the idle timeout, but never past the absolute end.
     fn ttl(&self, session: &Session) -> Duration {
-        let absolute_end = session.created_at.plus(self.settings.absolute_timeout.as_secs());
+        let absolute_end = session
+            .created_at
+            .plus(self.settings.absolute_timeout.as_secs());
         let remaining = self.clock.now().secs_until(absolute_end);
         Duration::from_secs(self.settings.idle_timeout.as_secs().min(remaining).max(1))
     }

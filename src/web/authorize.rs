@@ -23,21 +23,38 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// The browser's live session, if any.
-pub(super) async fn current_session(app: &AppState, headers: &HeaderMap) -> Result<Option<Session>, PageError> {
+pub(super) async fn current_session(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Session>, PageError> {
     let Some(cookie) = session::read(&app.settings, headers) else {
         return Ok(None);
     };
-    app.sessions.current(&cookie).await.map_err(|e| crate::oidc::OAuthError::from(e).into())
+    app.sessions
+        .current(&cookie)
+        .await
+        .map_err(|e| crate::oidc::OAuthError::from(e).into())
 }
 
-async fn authorize_get(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Result<Response, PageError> {
+async fn authorize_get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, PageError> {
     let session = current_session(&app, &headers).await?;
-    let outcome = app.oidc.authorize(uri.query().unwrap_or_default().as_bytes(), session).await?;
+    let outcome = app
+        .oidc
+        .authorize(uri.query().unwrap_or_default().as_bytes(), session)
+        .await?;
     Ok(respond(outcome))
 }
 
 /// OIDC Core §3.1.2.1: the endpoint also takes a form POST.
-async fn authorize_post(State(app): State<AppState>, headers: HeaderMap, Body(body): Body) -> Result<Response, PageError> {
+async fn authorize_post(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, PageError> {
     let session = current_session(&app, &headers).await?;
     let outcome = app.oidc.authorize(&body, session).await?;
     Ok(respond(outcome))
@@ -48,9 +65,15 @@ struct Handle {
     auth: String,
 }
 
-async fn resume(State(app): State<AppState>, headers: HeaderMap, Query(q): Query<Handle>) -> Result<Response, PageError> {
+async fn resume(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<Handle>,
+) -> Result<Response, PageError> {
     let session = current_session(&app, &headers).await?;
-    Ok(respond(app.oidc.resume_authorization(&q.auth, session).await?))
+    Ok(respond(
+        app.oidc.resume_authorization(&q.auth, session).await?,
+    ))
 }
 
 /// The sign-in page of a pending authorization. The sign-in methods
@@ -58,10 +81,16 @@ async fn resume(State(app): State<AppState>, headers: HeaderMap, Query(q): Query
 /// sending the browser to `/authorize/resume?auth=…`.
 async fn signin(Query(q): Query<Handle>) -> Response {
     let prefix: String = q.auth.chars().take(6).collect();
-    pages::render(&pages::SignIn { handle_prefix: &prefix })
+    pages::render(&pages::SignIn {
+        handle_prefix: &prefix,
+    })
 }
 
-async fn consent_page(State(app): State<AppState>, headers: HeaderMap, Query(q): Query<Handle>) -> Result<Response, PageError> {
+async fn consent_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<Handle>,
+) -> Result<Response, PageError> {
     let session = current_session(&app, &headers).await?;
     Ok(respond(app.oidc.consent_page(&q.auth, session).await?))
 }
@@ -80,13 +109,19 @@ async fn consent_decide(
 ) -> Result<Response, PageError> {
     let session = current_session(&app, &headers).await?;
     let allow = form.decision == "allow";
-    Ok(respond(app.oidc.decide_consent(&form.auth, &form.csrf, allow, session).await?))
+    Ok(respond(
+        app.oidc
+            .decide_consent(&form.auth, &form.csrf, allow, session)
+            .await?,
+    ))
 }
 
 /// Turns an authorization outcome into the browser's next step.
 fn respond(outcome: Outcome) -> Response {
     match outcome {
-        Outcome::Refused { title, message } => PageError::bad_request(title, message).into_response(),
+        Outcome::Refused { title, message } => {
+            PageError::bad_request(title, message).into_response()
+        }
         Outcome::Respond(r) => to_client(&r),
         Outcome::SignIn { handle, create, .. } => {
             let mut to = format!("/signin?auth={handle}");
@@ -114,7 +149,8 @@ fn to_client(r: &AuthorizationResponse) -> Response {
             if let Ok(v) = HeaderValue::from_str(&r.location()) {
                 res.headers_mut().insert(header::LOCATION, v);
             }
-            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             res
         }
         ResponseMode::FormPost => {
@@ -123,7 +159,9 @@ fn to_client(r: &AuthorizationResponse) -> Response {
                 params: &r.params,
             });
             // The form must be allowed to post to the client's origin only.
-            let origin = url::Url::parse(&r.redirect_uri).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+            let origin = url::Url::parse(&r.redirect_uri)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_default();
             let csp = format!(
                 "default-src 'none'; script-src 'self'; style-src 'self'; form-action {origin}; frame-ancestors 'none'; base-uri 'none'"
             );

@@ -315,7 +315,10 @@ impl From<crate::oidc::OAuthError> for ApiError {
         match e {
             OAuthError::Protocol { code, description } => {
                 let (status, www) = match code {
-                    "invalid_client" => (StatusCode::UNAUTHORIZED, Some("Basic realm=\"civitas\"".to_owned())),
+                    "invalid_client" => (
+                        StatusCode::UNAUTHORIZED,
+                        Some("Basic realm=\"civitas\"".to_owned()),
+                    ),
                     "invalid_token" => (
                         StatusCode::UNAUTHORIZED,
                         Some(format!(
@@ -346,11 +349,15 @@ impl From<crate::oidc::OAuthError> for PageError {
     fn from(e: crate::oidc::OAuthError) -> Self {
         use crate::oidc::OAuthError;
         match e {
-            OAuthError::Protocol { description, .. } => Self::bad_request("Request could not be completed", description),
+            OAuthError::Protocol { description, .. } => {
+                Self::bad_request("Request could not be completed", description)
+            }
             OAuthError::Unavailable(_) => Self::Client {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 title: "Temporarily unavailable",
-                message: "Civitas cannot complete your request right now. Please try again in a moment.".into(),
+                message:
+                    "Civitas cannot complete your request right now. Please try again in a moment."
+                        .into(),
             },
             OAuthError::Internal(cause) => Self::Internal(cause),
         }

@@ -14,23 +14,45 @@ use crate::oidc::logout::{LogoutOutcome, PostLogout};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
-        .route(paths::END_SESSION, get(end_session_get).post(end_session_post))
+        .route(
+            paths::END_SESSION,
+            get(end_session_get).post(end_session_post),
+        )
         .route("/logout/confirm", post(confirm))
 }
 
-async fn end_session_get(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Result<Response, PageError> {
+async fn end_session_get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, PageError> {
     end_session(&app, &headers, uri.query().unwrap_or_default().as_bytes()).await
 }
 
-async fn end_session_post(State(app): State<AppState>, headers: HeaderMap, Body(body): Body) -> Result<Response, PageError> {
+async fn end_session_post(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, PageError> {
     end_session(&app, &headers, &body).await
 }
 
-async fn end_session(app: &AppState, headers: &HeaderMap, query: &[u8]) -> Result<Response, PageError> {
+async fn end_session(
+    app: &AppState,
+    headers: &HeaderMap,
+    query: &[u8],
+) -> Result<Response, PageError> {
     let session = super::authorize::current_session(app, headers).await?;
     match app.oidc.end_session(query, session.as_ref()).await? {
-        LogoutOutcome::Invalid(message) => Err(PageError::bad_request("Sign-out request is not valid", message)),
-        LogoutOutcome::Confirm { handle, csrf, client_name } => Ok(pages::render(&pages::LogoutConfirm {
+        LogoutOutcome::Invalid(message) => Err(PageError::bad_request(
+            "Sign-out request is not valid",
+            message,
+        )),
+        LogoutOutcome::Confirm {
+            handle,
+            csrf,
+            client_name,
+        } => Ok(pages::render(&pages::LogoutConfirm {
             client_name: client_name.as_deref(),
             handle: &handle,
             csrf: &csrf,
@@ -61,9 +83,17 @@ async fn confirm(
 
 /// Ends the browser's session everywhere, clears the cookie and redirects or
 /// shows the signed-out page.
-async fn sign_out(app: &AppState, headers: &HeaderMap, after: &PostLogout) -> Result<Response, PageError> {
+async fn sign_out(
+    app: &AppState,
+    headers: &HeaderMap,
+    after: &PostLogout,
+) -> Result<Response, PageError> {
     if let Some(cookie) = session::read(&app.settings, headers)
-        && let Some(ended) = app.sessions.end(&cookie).await.map_err(crate::oidc::OAuthError::from)?
+        && let Some(ended) = app
+            .sessions
+            .end(&cookie)
+            .await
+            .map_err(crate::oidc::OAuthError::from)?
     {
         app.oidc.session_ended(&ended).await?;
     }
@@ -79,6 +109,7 @@ async fn sign_out(app: &AppState, headers: &HeaderMap, after: &PostLogout) -> Re
             client_name: after.client_name.as_deref(),
         }),
     };
-    res.headers_mut().insert(header::SET_COOKIE, session::clear(&app.settings));
+    res.headers_mut()
+        .insert(header::SET_COOKIE, session::clear(&app.settings));
     Ok(res)
 }

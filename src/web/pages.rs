@@ -11,7 +11,8 @@ pub(crate) fn render<T: Template>(page: &T) -> Response {
     match page.render() {
         Ok(html) => {
             let mut res = (StatusCode::OK, Html(html)).into_response();
-            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             res
         }
         Err(e) => PageError::Internal(format!("template: {e}")).into_response(),

@@ -91,7 +91,11 @@ impl TestApp {
     }
 
     /// GET `path_and_query` as `browser` (no redirects followed).
-    pub async fn browse(&self, browser: Option<&Browser>, path_and_query: &str) -> reqwest::Response {
+    pub async fn browse(
+        &self,
+        browser: Option<&Browser>,
+        path_and_query: &str,
+    ) -> reqwest::Response {
         let mut req = self.http.get(self.url(path_and_query));
         if let Some(b) = browser {
             req = req.header("cookie", b.header());
@@ -100,7 +104,12 @@ impl TestApp {
     }
 
     /// POST a form as `browser`.
-    pub async fn browse_post(&self, browser: Option<&Browser>, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn browse_post(
+        &self,
+        browser: Option<&Browser>,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut req = self.http.post(self.url(path)).form(form);
         if let Some(b) = browser {
             req = req.header("cookie", b.header());
@@ -115,7 +124,11 @@ impl TestApp {
         self.browse_post(
             Some(browser),
             "/consent",
-            &[("auth", &auth), ("csrf", &csrf), ("decision", if allow { "allow" } else { "deny" })],
+            &[
+                ("auth", &auth),
+                ("csrf", &csrf),
+                ("decision", if allow { "allow" } else { "deny" }),
+            ],
         )
         .await
     }
@@ -123,10 +136,15 @@ impl TestApp {
     /// Runs the front channel: authorize as `browser`, consent if asked,
     /// and return the parameters of the redirect to the client.
     pub async fn front_channel(&self, browser: &Browser, query: &str) -> Vec<(String, String)> {
-        let res = self.browse(Some(browser), &format!("/authorize?{query}")).await;
+        let res = self
+            .browse(Some(browser), &format!("/authorize?{query}"))
+            .await;
         let res = if res.status() == 200 {
             let html = res.text().await.unwrap();
-            assert!(html.contains("data-testid=\"consent-allow\""), "expected the consent page: {html}");
+            assert!(
+                html.contains("data-testid=\"consent-allow\""),
+                "expected the consent page: {html}"
+            );
             self.consent(browser, &html, true).await
         } else {
             res
@@ -139,7 +157,12 @@ impl TestApp {
         self.http
             .post(self.url("/token"))
             .basic_auth(&rp.client_id, rp.secret.as_deref())
-            .form(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CALLBACK), ("code_verifier", verifier)])
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", verifier),
+            ])
             .send()
             .await
             .unwrap()
@@ -175,27 +198,50 @@ pub fn urlencode(s: &str) -> String {
 /// The value of a hidden input in `html`.
 pub fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
 }
 
 /// The query parameters of a redirect response's Location.
 pub fn redirect_params(res: &reqwest::Response) -> Vec<(String, String)> {
-    assert_eq!(res.status(), 303, "expected a redirect, got {}", res.status());
+    assert_eq!(
+        res.status(),
+        303,
+        "expected a redirect, got {}",
+        res.status()
+    );
     let location = res.headers()["location"].to_str().unwrap();
     let url = url::Url::parse(location).unwrap();
-    url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 pub fn param(params: &[(String, String)], name: &str) -> Option<String> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
 }
 
 /// The claims of a JWT, unverified.
 pub fn jwt_claims(token: &str) -> Value {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
+    serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 pub fn jwt_header(token: &str) -> Value {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap()
+    serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap()
 }
