@@ -162,6 +162,10 @@ pub struct ClientMetadata {
     /// Does the client need `sid` in logout tokens? (Civitas always sends it.)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub backchannel_logout_session_required: bool,
+    /// The URL of a JSON array of the client's redirect URIs; its host is the
+    /// sector of the client's pairwise subjects (OIDC Core §8.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sector_identifier_uri: Option<String>,
     /// Web or native.
     pub application_type: ApplicationType,
     /// Software identifier chosen by the developer.
@@ -195,6 +199,7 @@ pub struct MetadataRequest {
     post_logout_redirect_uris: Option<Vec<String>>,
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: Option<bool>,
+    sector_identifier_uri: Option<String>,
     application_type: Option<String>,
     software_id: Option<String>,
     software_version: Option<String>,
@@ -478,9 +483,12 @@ impl MetadataRequest {
                     .and_then(|u| u.host_str().map(str::to_owned))
             })
             .collect();
-        if hosts.len() > 1 {
+        let sector_identifier_uri =
+            https_url("sector_identifier_uri", self.sector_identifier_uri, true)?;
+        if hosts.len() > 1 && sector_identifier_uri.is_none() {
             return Err(ClientError::InvalidRedirectUri(
-                "redirect URIs must share one host (the sector of the client's pairwise identifiers)".into(),
+                "redirect URIs on several hosts need a sector_identifier_uri (OIDC Core §8.1)"
+                    .into(),
             ));
         }
         let contacts = self.contacts.unwrap_or_default();
@@ -513,6 +521,7 @@ impl MetadataRequest {
             backchannel_logout_session_required: self
                 .backchannel_logout_session_required
                 .unwrap_or(false),
+            sector_identifier_uri,
             application_type,
             software_id: text("software_id", self.software_id)?,
             software_version: text("software_version", self.software_version)?,
@@ -588,4 +597,42 @@ mod tests {
             );
         }
     }
+}
+
+/// OIDC Registration §5: the document at `sector_identifier_uri` must be a
+/// JSON array that holds every redirect URI of the client.
+///
+/// # Errors
+/// `invalid_client_metadata` if it cannot be fetched or does not list them all.
+pub async fn verify_sector(
+    metadata: &ClientMetadata,
+    http: &reqwest::Client,
+) -> Result<(), ClientError> {
+    let Some(uri) = &metadata.sector_identifier_uri else {
+        return Ok(());
+    };
+    let listed: Vec<String> = async {
+        let res = http.get(uri).send().await.ok()?;
+        if !res.status().is_success() {
+            return None;
+        }
+        let bytes = res.bytes().await.ok()?;
+        if bytes.len() > 64 * 1024 {
+            return None;
+        }
+        serde_json::from_slice(&bytes).ok()
+    }
+    .await
+    .ok_or_else(|| bad("sector_identifier_uri could not be fetched as a JSON array of URIs"))?;
+    if let Some(missing) = metadata
+        .redirect_uris
+        .iter()
+        .find(|r| !listed.iter().any(|l| l == r.as_str()))
+    {
+        return Err(bad(format!(
+            "sector_identifier_uri does not list the redirect URI `{}`",
+            missing.as_str()
+        )));
+    }
+    Ok(())
 }

@@ -178,13 +178,19 @@ pub struct Issued {
 pub struct Clients {
     db: Database,
     clock: SharedClock,
+    http: reqwest::Client,
 }
 
 impl Clients {
     /// The registry on `db`.
     #[must_use]
     pub fn new(db: Database, clock: SharedClock) -> Self {
-        Self { db, clock }
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Self { db, clock, http }
     }
 
     /// Registers a client with validated metadata.
@@ -197,6 +203,7 @@ impl Clients {
         metadata: ClientMetadata,
         options: OperatorOptions,
     ) -> Result<Issued, ClientError> {
+        metadata::verify_sector(&metadata, &self.http).await?;
         let now = self.clock.now();
         let client_secret = metadata
             .token_endpoint_auth_method
@@ -270,6 +277,7 @@ impl Clients {
         client: &Client,
         metadata: ClientMetadata,
     ) -> Result<Issued, ClientError> {
+        metadata::verify_sector(&metadata, &self.http).await?;
         let mut updated = client.clone();
         let uses_secret = metadata.token_endpoint_auth_method.uses_secret();
         let client_secret = (uses_secret && client.secret_hash.is_none()).then(Secret::generate);

@@ -66,9 +66,19 @@ impl PairwiseKey {
 }
 
 /// The sector identifier of a client (OIDC Core §8.1): the host of its
-/// redirect URIs (registration ensures they share one host), or its id when
+/// `sector_identifier_uri`, else of its redirect URIs (registration ensures
+/// they then share one host), or its id when
 /// it has none.
 fn sector_of(client: &Client) -> String {
+    if let Some(host) = client
+        .metadata
+        .sector_identifier_uri
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_owned))
+    {
+        return host;
+    }
     client
         .metadata
         .redirect_uris

@@ -160,18 +160,32 @@ on_both_stacks!(
 );
 
 async fn every_protocol_endpoint_answers_malformed_input_with_a_4xx(stack: Stack) {
-    let Some(app) = TestApp::spawn(stack).await else { return };
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
     let rp = app.portal(serde_json::json!({})).await;
     let form = "application/x-www-form-urlencoded";
     let big = vec![b'a'; 1024 * 1024];
     let bodies: Vec<(&str, Vec<u8>)> = vec![
-        ("duplicate parameter", b"grant_type=client_credentials&grant_type=authorization_code".to_vec()),
+        (
+            "duplicate parameter",
+            b"grant_type=client_credentials&grant_type=authorization_code".to_vec(),
+        ),
         ("invalid UTF-8", b"grant_type=\xff\xfe&code=\xc3".to_vec()),
         ("garbage", b"%%%&&&===".to_vec()),
         ("1 MB", big.clone()),
         ("empty", Vec::new()),
     ];
-    for endpoint in ["/token", "/introspect", "/revoke", "/userinfo", "/authorize", "/logout", "/consent", "/logout/confirm"] {
+    for endpoint in [
+        "/token",
+        "/introspect",
+        "/revoke",
+        "/userinfo",
+        "/authorize",
+        "/logout",
+        "/consent",
+        "/logout/confirm",
+    ] {
         for (what, body) in &bodies {
             let res = app
                 .http
@@ -183,11 +197,24 @@ async fn every_protocol_endpoint_answers_malformed_input_with_a_4xx(stack: Stack
                 .await
                 .unwrap();
             let status = res.status();
-            assert!(status.is_client_error() || (endpoint == "/logout" && status == 200),
-                "{endpoint} {what}: {status}");
+            assert!(
+                status.is_client_error() || (endpoint == "/logout" && status == 200),
+                "{endpoint} {what}: {status}"
+            );
         }
-        let res = app.http.post(app.url(endpoint)).header("content-type", "application/json").body("{}").send().await.unwrap();
-        assert!(res.status().is_client_error() || (endpoint == "/logout" && res.status() == 200), "{endpoint} json: {}", res.status());
+        let res = app
+            .http
+            .post(app.url(endpoint))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.status().is_client_error() || (endpoint == "/logout" && res.status() == 200),
+            "{endpoint} json: {}",
+            res.status()
+        );
     }
     // Oversized and malformed query strings at the browser endpoints.
     let long = "x".repeat(20_000);
@@ -201,7 +228,12 @@ async fn every_protocol_endpoint_answers_malformed_input_with_a_4xx(stack: Stack
         "/consent?auth=nope".to_owned(),
     ] {
         let res = app.get(&path).await;
-        assert!(res.status().is_client_error(), "{}: {}", &path[..path.len().min(60)], res.status());
+        assert!(
+            res.status().is_client_error(),
+            "{}: {}",
+            &path[..path.len().min(60)],
+            res.status()
+        );
     }
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
@@ -211,11 +243,21 @@ on_both_stacks!(every_protocol_endpoint_answers_malformed_input_with_a_4xx);
 #[test]
 fn the_session_cookie_is_http_only_lax_host_only_and_secure_on_https() {
     let http = civitas::config::Settings::from_toml("").unwrap();
-    let https = civitas::config::Settings::from_toml("issuer = \"https://id.example.gov\"").unwrap();
-    let plain = civitas::web::session::set(&http, "v").to_str().unwrap().to_owned();
+    let https =
+        civitas::config::Settings::from_toml("issuer = \"https://id.example.gov\"").unwrap();
+    let plain = civitas::web::session::set(&http, "v")
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(plain, "civitas_session=v; Path=/; HttpOnly; SameSite=Lax");
-    let secure = civitas::web::session::set(&https, "v").to_str().unwrap().to_owned();
-    assert_eq!(secure, "__Host-civitas_session=v; Path=/; HttpOnly; SameSite=Lax; Secure");
+    let secure = civitas::web::session::set(&https, "v")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        secure,
+        "__Host-civitas_session=v; Path=/; HttpOnly; SameSite=Lax; Secure"
+    );
     assert!(!secure.contains("Domain"), "host-only");
 }
 
@@ -224,10 +266,16 @@ async fn sessions_end_after_their_idle_and_absolute_timeouts() {
     use civitas::clock::{ManualClock, UnixTime};
     use civitas::sessions::{Authentication, Sessions};
     let clock = ManualClock::new(UnixTime(1_000_000));
-    let settings = civitas::config::Settings::from_toml("[sessions]\nidle_timeout = \"10m\"\nabsolute_timeout = \"1h\"")
-        .unwrap()
-        .sessions;
-    let sessions = Sessions::new(civitas::ephemeral::Cache::open("memory", "t").unwrap(), std::sync::Arc::new(clock.clone()), settings);
+    let settings = civitas::config::Settings::from_toml(
+        "[sessions]\nidle_timeout = \"10m\"\nabsolute_timeout = \"1h\"",
+    )
+    .unwrap()
+    .sessions;
+    let sessions = Sessions::new(
+        civitas::ephemeral::Cache::open("memory", "t").unwrap(),
+        std::sync::Arc::new(clock.clone()),
+        settings,
+    );
     let auth = Authentication {
         account_id: civitas::accounts::AccountId::new("a1"),
         amr: vec!["user".into()],
@@ -235,16 +283,25 @@ async fn sessions_end_after_their_idle_and_absolute_timeouts() {
     };
     let (_, idle) = sessions.establish(auth.clone(), None).await.unwrap();
     clock.advance(9 * 60);
-    assert!(sessions.current(idle.expose()).await.unwrap().is_some(), "use restarts the idle timer");
+    assert!(
+        sessions.current(idle.expose()).await.unwrap().is_some(),
+        "use restarts the idle timer"
+    );
     clock.advance(9 * 60);
     assert!(sessions.current(idle.expose()).await.unwrap().is_some());
     clock.advance(11 * 60);
-    assert!(sessions.current(idle.expose()).await.unwrap().is_none(), "idle for 11 minutes");
+    assert!(
+        sessions.current(idle.expose()).await.unwrap().is_none(),
+        "idle for 11 minutes"
+    );
 
     let (_, busy) = sessions.establish(auth, None).await.unwrap();
     for _ in 0..7 {
         clock.advance(9 * 60);
         let _ = sessions.current(busy.expose()).await.unwrap();
     }
-    assert!(sessions.current(busy.expose()).await.unwrap().is_none(), "past the absolute timeout, however active");
+    assert!(
+        sessions.current(busy.expose()).await.unwrap().is_none(),
+        "past the absolute timeout, however active"
+    );
 }

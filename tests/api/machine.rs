@@ -365,3 +365,64 @@ on_both_stacks!(
     refresh_token_reuse_revokes_the_whole_family,
     userinfo_releases_nothing_beyond_scope_and_claims,
 );
+
+/// Serves `body` at `/sector.json` on a loopback port.
+async fn serve_sector(body: Value) -> String {
+    let router = axum::Router::new().route(
+        "/sector.json",
+        axum::routing::get(move || async move { axum::Json(body) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/sector.json",
+        listener.local_addr().unwrap().port()
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+async fn a_sector_identifier_groups_hosts_under_one_pairwise_subject(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let uris = json!([
+        "https://portal.agency.example/callback",
+        "https://m.agency.example/cb"
+    ]);
+    // Several hosts without a sector: refused.
+    let res = app.register(&json!({"redirect_uris": uris})).await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_redirect_uri"
+    );
+    // A sector document that does not list every URI: refused.
+    let partial = serve_sector(json!(["https://portal.agency.example/callback"])).await;
+    let res = app
+        .register(&json!({"redirect_uris": uris, "sector_identifier_uri": partial}))
+        .await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client_metadata", "{body}");
+    // A complete one: accepted, and the sector decides the subject.
+    let full = serve_sector(uris.clone()).await;
+    let a = app
+        .portal(json!({"redirect_uris": uris, "sector_identifier_uri": full}))
+        .await;
+    let b = app
+        .portal(json!({"redirect_uris": ["https://portal.agency.example/callback", "http://127.0.0.1/cb"], "sector_identifier_uri": serve_sector(json!(["https://portal.agency.example/callback", "http://127.0.0.1/cb"])).await}))
+        .await;
+    let c = app.portal(json!({})).await;
+    let browser = app.sign_in("Ola", "ola@example.eu").await;
+    let sub = |t: Value| jwt_claims(t["id_token"].as_str().unwrap())["sub"].clone();
+    let (sa, sb, sc) = (
+        sub(app.tokens_for(&a, &browser, "openid").await),
+        sub(app.tokens_for(&b, &browser, "openid").await),
+        sub(app.tokens_for(&c, &browser, "openid").await),
+    );
+    assert_eq!(
+        sa, sb,
+        "clients of one sector (the 127.0.0.1 sector host) see one subject"
+    );
+    assert_ne!(sa, sc, "a client of another sector sees another subject");
+}
+
+on_both_stacks!(a_sector_identifier_groups_hosts_under_one_pairwise_subject);
