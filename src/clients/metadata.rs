@@ -529,6 +529,44 @@ impl MetadataRequest {
     }
 }
 
+/// OIDC Registration §5: the document at `sector_identifier_uri` must be a
+/// JSON array that holds every redirect URI of the client.
+///
+/// # Errors
+/// `invalid_client_metadata` if it cannot be fetched or does not list them all.
+pub async fn verify_sector(
+    metadata: &ClientMetadata,
+    http: &reqwest::Client,
+) -> Result<(), ClientError> {
+    let Some(uri) = &metadata.sector_identifier_uri else {
+        return Ok(());
+    };
+    let listed: Vec<String> = async {
+        let res = http.get(uri).send().await.ok()?;
+        if !res.status().is_success() {
+            return None;
+        }
+        let bytes = res.bytes().await.ok()?;
+        if bytes.len() > 64 * 1024 {
+            return None;
+        }
+        serde_json::from_slice(&bytes).ok()
+    }
+    .await
+    .ok_or_else(|| bad("sector_identifier_uri could not be fetched as a JSON array of URIs"))?;
+    if let Some(missing) = metadata
+        .redirect_uris
+        .iter()
+        .find(|r| !listed.iter().any(|l| l == r.as_str()))
+    {
+        return Err(bad(format!(
+            "sector_identifier_uri does not list the redirect URI `{}`",
+            missing.as_str()
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,42 +635,4 @@ mod tests {
             );
         }
     }
-}
-
-/// OIDC Registration §5: the document at `sector_identifier_uri` must be a
-/// JSON array that holds every redirect URI of the client.
-///
-/// # Errors
-/// `invalid_client_metadata` if it cannot be fetched or does not list them all.
-pub async fn verify_sector(
-    metadata: &ClientMetadata,
-    http: &reqwest::Client,
-) -> Result<(), ClientError> {
-    let Some(uri) = &metadata.sector_identifier_uri else {
-        return Ok(());
-    };
-    let listed: Vec<String> = async {
-        let res = http.get(uri).send().await.ok()?;
-        if !res.status().is_success() {
-            return None;
-        }
-        let bytes = res.bytes().await.ok()?;
-        if bytes.len() > 64 * 1024 {
-            return None;
-        }
-        serde_json::from_slice(&bytes).ok()
-    }
-    .await
-    .ok_or_else(|| bad("sector_identifier_uri could not be fetched as a JSON array of URIs"))?;
-    if let Some(missing) = metadata
-        .redirect_uris
-        .iter()
-        .find(|r| !listed.iter().any(|l| l == r.as_str()))
-    {
-        return Err(bad(format!(
-            "sector_identifier_uri does not list the redirect URI `{}`",
-            missing.as_str()
-        )));
-    }
-    Ok(())
 }

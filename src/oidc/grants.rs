@@ -178,7 +178,7 @@ pub enum RefreshUse {
     /// Past its idle lifetime.
     Expired,
     /// Valid, now marked used; its successor was stored. The grant.
-    Rotated(Grant),
+    Rotated(Box<Grant>),
 }
 
 /// Stores a refresh token of `grant_id`.
@@ -282,7 +282,7 @@ pub async fn rotate_refresh(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(RefreshUse::Rotated(grant))
+    Ok(RefreshUse::Rotated(Box::new(grant)))
 }
 
 /// The grant a refresh token belongs to, without using it (introspection,

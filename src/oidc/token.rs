@@ -276,7 +276,7 @@ impl Provider {
         )
         .await?;
         let grant = match used {
-            RefreshUse::Rotated(g) => g,
+            RefreshUse::Rotated(g) => *g,
             RefreshUse::Reused(grant_id) => {
                 grants::revoke(&self.db, &grant_id, now).await?;
                 tracing::warn!(client_id = %client.client_id, grant_id, "refresh token reused; token family revoked");

@@ -348,7 +348,8 @@ async fn code_exchange_refuses_a_wrong_verifier_client_or_redirect(stack: Stack)
     let rp = app.portal(json!({})).await;
     let other = app.portal(json!({})).await;
     let browser = app.sign_in("Dan", "dan@example.eu").await;
-    let cases: Vec<(&str, Box<dyn Fn(&str, &str) -> Vec<(String, String)>>)> = vec![
+    type Form = Box<dyn Fn(&str, &str) -> Vec<(String, String)>>;
+    let cases: Vec<(&str, Form)> = vec![
         (
             "wrong verifier",
             Box::new(|code: &str, _v: &str| {
