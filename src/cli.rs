@@ -53,7 +53,7 @@ enum KeysCommand {
         /// (default: keys.activation_delay).
         #[arg(long)]
         delay: Option<String>,
-        /// Only rotate this algorithm (ES256 or RS256); repeatable.
+        /// Only rotate this algorithm (ES256, RS256, PS256 or EdDSA); repeatable.
         #[arg(long = "alg")]
         algs: Vec<String>,
     },
@@ -173,7 +173,10 @@ async fn run(command: Command, settings: Settings) -> CliResult {
             Ok(())
         }
         Command::Config => {
-            println!("{settings:#?}");
+            let mut shown = settings;
+            shown.database_url = redact_url(&shown.database_url);
+            shown.cache_url = redact_url(&shown.cache_url);
+            println!("{shown:#?}");
             Ok(())
         }
         Command::Keys(k) => keys(k, &settings, &clock),
@@ -257,8 +260,9 @@ fn keys(command: KeysCommand, settings: &Settings, clock: &SharedClock) -> CliRe
             } else {
                 algs.iter()
                     .map(|a| {
-                        Alg::parse(a)
-                            .ok_or_else(|| format!("unknown algorithm `{a}` (ES256 or RS256)"))
+                        Alg::parse(a).ok_or_else(|| {
+                            format!("unknown algorithm `{a}` (ES256, RS256, PS256 or EdDSA)")
+                        })
                     })
                     .collect::<Result<Vec<_>, _>>()?
             };

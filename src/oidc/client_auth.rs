@@ -30,7 +30,7 @@ const MAX_ASSERTION_LIFETIME: i64 = 300;
 const SKEW: i64 = 30;
 
 /// The credentials a request carries.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct ClientCredentials {
     /// From `Authorization: Basic`.
     pub basic: Option<(String, String)>,
@@ -42,6 +42,15 @@ pub struct ClientCredentials {
     pub client_assertion_type: Option<String>,
     /// `client_assertion` parameter.
     pub client_assertion: Option<String>,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("basic_client_id", &self.basic.as_ref().map(|(id, _)| id))
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientCredentials {

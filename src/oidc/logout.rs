@@ -6,7 +6,7 @@
 //! `backchannel_logout_uri`. The queue is a database table, so a delivery
 //! survives restarts, any instance may send it, and a relying party that is
 //! briefly down gets it at a later attempt (exponential backoff, abandoned
-//! after [`MAX_ATTEMPTS`]). Tokens are signed at each attempt, so they are
+//! after [`MAX_ATTEMPTS`], about an hour). Tokens are signed at each attempt, so they are
 //! always fresh.
 
 use std::time::Duration;
@@ -22,7 +22,7 @@ use crate::ephemeral::{Ephemeral as _, Key, Namespace};
 use crate::secrets::{Secret, random_token};
 use crate::sessions::Session;
 
-/// Attempts before a delivery is abandoned (about a day with the backoff).
+/// Attempts before a delivery is abandoned (about 68 minutes with the backoff).
 pub const MAX_ATTEMPTS: i64 = 12;
 /// Lifetime of a logout token.
 const LOGOUT_TOKEN_TTL: u64 = 120;

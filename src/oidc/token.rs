@@ -18,7 +18,7 @@ use crate::clients::{AuthMethod, Client, GrantType};
 use crate::secrets::{Secret, SecretHash, random_token};
 
 /// A successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct TokenResponse {
     /// The access token (an RFC 9068 JWT).
     pub access_token: String,
@@ -34,6 +34,14 @@ pub struct TokenResponse {
     /// A refresh token, with `offline_access`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 /// RFC 7636 §4.1: 43 to 128 unreserved characters.

@@ -187,15 +187,21 @@ async fn every_protocol_endpoint_answers_malformed_input_with_a_4xx(stack: Stack
         "/logout/confirm",
     ] {
         for (what, body) in &bodies {
-            let res = app
+            let sent = app
                 .http
                 .post(app.url(endpoint))
                 .basic_auth(&rp.client_id, rp.secret.as_deref())
                 .header("content-type", form)
                 .body(body.clone())
                 .send()
-                .await
-                .unwrap();
+                .await;
+            // A server may refuse an oversized body before reading it all and
+            // close the connection: that, too, is a refusal.
+            let res = match sent {
+                Ok(r) => r,
+                Err(_) if *what == "1 MB" => continue,
+                Err(e) => panic!("{endpoint} {what}: {e}"),
+            };
             let status = res.status();
             assert!(
                 status.is_client_error() || (endpoint == "/logout" && status == 200),
