@@ -69,6 +69,10 @@ pub struct PendingAuthorization {
     pub ui_locales: Option<String>,
     /// When the request arrived.
     pub created_at: UnixTime,
+    /// With `prompt=login`, `select_account` or `create`: the session the
+    /// browser had when the request arrived, which does not count; only a
+    /// sign-in after the request (a new session id) does.
+    pub stale_sid: Option<String>,
     /// Anti-forgery token of the consent form.
     pub csrf: String,
 }
@@ -397,6 +401,9 @@ impl Provider {
             claims,
             ui_locales: params.take("ui_locales"),
             created_at: self.clock.now(),
+            stale_sid: (prompt.login || prompt.select_account || prompt.create)
+                .then(|| session.as_ref().map(|s| s.sid.clone()))
+                .flatten(),
             csrf: random_token(24),
         };
         self.proceed(pending, None, &client, session).await
@@ -449,9 +456,10 @@ impl Provider {
         let fresh_enough = pending
             .max_age
             .is_none_or(|max| session.auth_time.secs_until(now) <= max);
-        // prompt=login (and select_account, create) need an authentication
-        // that happened after the request arrived.
-        let reauthenticated = session.auth_time >= pending.created_at;
+        // prompt=login (and select_account, create) need a sign-in after the
+        // request arrived: a session other than the one the browser had then
+        // (every sign-in makes a new session id).
+        let reauthenticated = pending.stale_sid.as_deref() != Some(session.sid.as_str());
         let forced = pending.prompt.login || pending.prompt.select_account || pending.prompt.create;
         let hinted_ok = pending
             .hinted_sub

@@ -427,3 +427,43 @@ async fn a_sector_identifier_groups_hosts_under_one_pairwise_subject(stack: Stac
 }
 
 on_both_stacks!(a_sector_identifier_groups_hosts_under_one_pairwise_subject);
+
+async fn private_key_jwt_keys_come_from_the_client_jwks_uri(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let key = EcKeyPair::generate(EcCurve::P256).unwrap();
+    let mut public = key.to_jwk_public_key();
+    public.set_key_id("k1");
+    let jwks_uri = serve_sector(json!({"keys": [serde_json::Value::Object(public.into())]})).await;
+    let reg = app
+        .register_ok(&json!({
+            "grant_types": ["client_credentials"],
+            "scope": "cases:read",
+            "token_endpoint_auth_method": "private_key_jwt",
+            "token_endpoint_auth_signing_alg": "ES256",
+            "jwks_uri": jwks_uri,
+        }))
+        .await;
+    let id = reg["client_id"].as_str().unwrap();
+    let res = app
+        .http
+        .post(app.url("/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            (
+                "client_assertion",
+                assertion(&key, id, &app.base, 60, "u-1").as_str(),
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+on_both_stacks!(private_key_jwt_keys_come_from_the_client_jwks_uri);

@@ -650,3 +650,229 @@ async fn a_client_gets_id_tokens_in_the_algorithm_it_registered() {
         assert_eq!(claims["at_hash"], expected.as_str());
     }
 }
+
+async fn the_remaining_parameters_and_client_kinds_behave_as_specified(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let rp = app.portal(json!({})).await;
+    let browser = app.sign_in("Pia", "pia@example.eu").await;
+    let first = app.tokens_for(&rp, &browser, "openid").await;
+
+    // POST to the authorization endpoint works like GET (OIDC Core §3.1.2.1).
+    let (q, _) = app.auth_query(&rp, "openid", "");
+    let res = app
+        .http
+        .post(app.url("/authorize"))
+        .header("cookie", browser.header())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(q)
+        .send()
+        .await
+        .unwrap();
+    assert!(param(&redirect_params(&res), "code").is_some());
+
+    // prompt=select_account and prompt=create go to the sign-in page; create says so.
+    for (prompt, create) in [
+        ("select_account", false),
+        ("create", true),
+        ("login", false),
+    ] {
+        let (q, _) = app.auth_query(
+            &rp,
+            "openid",
+            &format!("&prompt={prompt}&login_hint=pia%40example.eu"),
+        );
+        let res = app.browse(Some(&browser), &format!("/authorize?{q}")).await;
+        assert_eq!(res.status(), 303, "{prompt}");
+        let location = res.headers()["location"].to_str().unwrap();
+        assert!(
+            location.starts_with("/signin?auth="),
+            "{prompt}: {location}"
+        );
+        assert_eq!(
+            location.ends_with("&create=1"),
+            create,
+            "{prompt}: {location}"
+        );
+    }
+
+    // id_token_hint naming the signed-in citizen: silent; naming someone else: login_required.
+    let hint = first["id_token"].as_str().unwrap();
+    let (q, _) = app.auth_query(&rp, "openid", &format!("&prompt=none&id_token_hint={hint}"));
+    assert!(
+        param(
+            &redirect_params(&app.browse(Some(&browser), &format!("/authorize?{q}")).await),
+            "code"
+        )
+        .is_some()
+    );
+    let stranger = app.sign_in("Quinn", "quinn@example.eu").await;
+    let params = redirect_params(
+        &app.browse(Some(&stranger), &format!("/authorize?{q}"))
+            .await,
+    );
+    assert_eq!(param(&params, "error").as_deref(), Some("login_required"));
+    // A hint issued to another client is refused.
+    let other = app.portal(json!({})).await;
+    let (q, _) = app.auth_query(&other, "openid", &format!("&id_token_hint={hint}"));
+    let params = redirect_params(&app.browse(Some(&browser), &format!("/authorize?{q}")).await);
+    assert_eq!(param(&params, "error").as_deref(), Some("invalid_request"));
+}
+
+async fn a_public_client_uses_pkce_alone_and_gets_no_secret_based_access(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let rp = app
+        .portal(json!({"token_endpoint_auth_method": "none", "application_type": "native"}))
+        .await;
+    assert!(rp.secret.is_none());
+    let browser = app.sign_in("Rui", "rui@example.eu").await;
+    let (q, verifier) = app.auth_query(&rp, "openid offline_access", "");
+    let code = param(&app.front_channel(&browser, &q).await, "code").unwrap();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", verifier.as_str()),
+        ("client_id", rp.client_id.as_str()),
+    ];
+    let res = app
+        .http
+        .post(app.url("/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    // A refresh by the public client, and a refresh with a secret it does not have.
+    let rt = body["refresh_token"].as_str().unwrap();
+    let res = app
+        .http
+        .post(app.url("/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", rp.client_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth(&rp.client_id, Some("guess"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", rt)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // A public client cannot introspect.
+    let res = app
+        .http
+        .post(app.url("/introspect"))
+        .form(&[("token", rt), ("client_id", rp.client_id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+on_both_stacks!(
+    the_remaining_parameters_and_client_kinds_behave_as_specified,
+    a_public_client_uses_pkce_alone_and_gets_no_secret_based_access,
+);
+
+#[tokio::test]
+async fn first_party_and_public_subject_clients_are_operator_decisions() {
+    use civitas::clients::{MetadataRequest, OperatorOptions, SubjectType};
+    let app = TestApp::spawn(Stack::Embedded).await.unwrap();
+    let meta: MetadataRequest =
+        serde_json::from_value(json!({"redirect_uris": [CALLBACK], "scope": "openid profile"}))
+            .unwrap();
+    let issued = app
+        .app()
+        .clients
+        .register(
+            meta.validate().unwrap(),
+            OperatorOptions {
+                first_party: true,
+                subject_type: SubjectType::Public,
+                registration_token: false,
+            },
+        )
+        .await
+        .unwrap();
+    let rp = crate::rp::Rp {
+        client_id: issued.client.client_id.to_string(),
+        secret: issued.client_secret.map(|s| s.expose().to_owned()),
+        registration: Value::Null,
+    };
+    let browser = app.sign_in("Sam", "sam@example.eu").await;
+    let (q, _) = app.auth_query(&rp, "openid profile", "");
+    let res = app.browse(Some(&browser), &format!("/authorize?{q}")).await;
+    assert!(
+        param(&redirect_params(&res), "code").is_some(),
+        "first-party: no consent page"
+    );
+    let tokens = app.tokens_for(&rp, &browser, "openid").await;
+    assert_eq!(
+        jwt_claims(tokens["id_token"].as_str().unwrap())["sub"],
+        browser.account.id.as_str(),
+        "public subject"
+    );
+}
+
+#[tokio::test]
+async fn refresh_tokens_expire_when_idle_and_at_the_family_s_absolute_end() {
+    use civitas::clock::{ManualClock, UnixTime};
+    let env = crate::helpers::TestEnv::new(Stack::Embedded).await.unwrap();
+    let clock = ManualClock::new(UnixTime(1_900_000_000));
+    let app = env
+        .spawn_with(
+            std::sync::Arc::new(clock.clone()),
+            "[tokens]\nrefresh_token_idle_ttl = \"1h\"\nrefresh_token_absolute_ttl = \"3h\"\n",
+        )
+        .await;
+    let rp = app.portal(json!({})).await;
+    let browser = app.sign_in("Tia", "tia@example.eu").await;
+    let refresh = |t: String| {
+        let app = &app;
+        let rp = rp.clone();
+        async move {
+            app.http
+                .post(app.url("/token"))
+                .basic_auth(&rp.client_id, rp.secret.as_deref())
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", t.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Idle: unused for more than an hour.
+    let tokens = app.tokens_for(&rp, &browser, "openid offline_access").await;
+    clock.advance(3_601);
+    let res = refresh(tokens["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(res.status(), 400, "idle too long");
+    // Sliding: used every 50 minutes it lives on, but never past 3 hours.
+    let browser = app.sign_in("Tia again", "tia@example.eu").await;
+    let tokens = app.tokens_for(&rp, &browser, "openid offline_access").await;
+    let mut rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        clock.advance(50 * 60);
+        let res = refresh(rt.clone()).await;
+        assert_eq!(res.status(), 200);
+        rt = res.json::<Value>().await.unwrap()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    clock.advance(50 * 60);
+    assert_eq!(refresh(rt).await.status(), 400, "the family's absolute end");
+}
