@@ -17,6 +17,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod clients;
 pub mod clock;
@@ -24,6 +25,7 @@ pub mod config;
 pub mod ephemeral;
 pub mod keys;
 pub mod oidc;
+pub mod passkeys;
 pub mod secrets;
 pub mod sessions;
 pub mod startup;

@@ -1,0 +1,308 @@
+//! Passkey SQL, one text for SQLite and PostgreSQL.
+
+use sqlx::Row as _;
+use uuid::Uuid;
+use webauthn_rs::prelude::{Passkey, RegisterPublicKeyCredential};
+
+use super::{PasskeyError, aaguid, base64_url, clean_name};
+use crate::accounts::{Account, AccountId};
+use crate::clock::UnixTime;
+use crate::store::{Database, StoreError, flag};
+
+/// A passkey as the account page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyInfo {
+    /// Credential id (base64url).
+    pub credential_id: String,
+    /// The citizen's name for it.
+    pub name: String,
+    /// Synced across devices (backup eligible)?
+    pub synced: bool,
+    /// Backed up right now?
+    pub backed_up: bool,
+    /// Signature counter as last seen.
+    pub sign_count: i64,
+    /// Authenticator model, if it said.
+    pub aaguid: Option<String>,
+    /// Transports the authenticator reported.
+    pub transports: String,
+    /// When it was registered.
+    pub created_at: UnixTime,
+    /// When it was last used to sign in.
+    pub last_used_at: Option<UnixTime>,
+}
+
+/// A verified new passkey, ready to store.
+pub(super) struct NewPasskey {
+    pub(super) credential_id: String,
+    pub(super) name: String,
+    json: String,
+    pub(super) backup_eligible: bool,
+    backup_state: bool,
+    sign_count: i64,
+    aaguid: Option<String>,
+    transports: String,
+    attestation_format: String,
+    created_at: UnixTime,
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("passkey: {e}"))
+}
+
+impl NewPasskey {
+    pub(super) fn from_registration(
+        passkey: &Passkey,
+        response: &RegisterPublicKeyCredential,
+        name: Option<&str>,
+        now: UnixTime,
+    ) -> Result<Self, PasskeyError> {
+        let value = serde_json::to_value(passkey).map_err(corrupt)?;
+        let cred = &value["cred"];
+        let transports = response
+            .response
+            .transports
+            .as_ref()
+            .map(|t| t.iter().map(|t| format!("{t:?}").to_lowercase()).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
+        Ok(Self {
+            credential_id: base64_url(passkey.cred_id()),
+            name: clean_name(name),
+            json: value.to_string(),
+            backup_eligible: cred["backup_eligible"].as_bool().unwrap_or(true),
+            backup_state: cred["backup_state"].as_bool().unwrap_or(false),
+            sign_count: cred["counter"].as_i64().unwrap_or(0),
+            aaguid: aaguid(&response.response.attestation_object),
+            transports,
+            attestation_format: cred["attestation_format"].as_str().unwrap_or("none").to_owned(),
+            created_at: now,
+        })
+    }
+}
+
+async fn insert(conn: &mut sqlx::AnyConnection, account: &AccountId, p: &NewPasskey) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO passkeys (credential_id, account_id, name, passkey, backup_eligible, backup_state, sign_count, \
+         aaguid, transports, attestation_format, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&p.credential_id)
+    .bind(account.as_str())
+    .bind(&p.name)
+    .bind(&p.json)
+    .bind(i64::from(p.backup_eligible))
+    .bind(i64::from(p.backup_state))
+    .bind(p.sign_count)
+    .bind(p.aaguid.clone())
+    .bind(&p.transports)
+    .bind(&p.attestation_format)
+    .bind(p.created_at.0)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Creates the account and its first passkey together, or neither.
+pub(super) async fn create_account_with_passkey(
+    db: &Database,
+    account: &Account,
+    user_handle: Uuid,
+    passkey: &NewPasskey,
+) -> Result<(), StoreError> {
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO accounts (account_id, display_name, email, email_verified, created_at, user_handle) \
+         VALUES ($1, $2, $3, 0, $4, $5)",
+    )
+    .bind(account.id.as_str())
+    .bind(&account.display_name)
+    .bind(account.email.clone())
+    .bind(account.created_at.0)
+    .bind(user_handle.to_string())
+    .execute(&mut *tx)
+    .await?;
+    insert(&mut tx, &account.id, passkey).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Adds a passkey to an existing account.
+pub(super) async fn add_passkey(db: &Database, account: &AccountId, passkey: &NewPasskey) -> Result<(), StoreError> {
+    let mut conn = db.pool().acquire().await?;
+    insert(&mut conn, account, passkey).await
+}
+
+/// The account's WebAuthn user handle (created on first need) and the account.
+pub(super) async fn user_handle(db: &Database, account: &AccountId) -> Result<Option<(Uuid, Account)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT account_id, display_name, email, email_verified, created_at, user_handle FROM accounts WHERE account_id = $1",
+    )
+    .bind(account.as_str())
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let acc = Account {
+        id: AccountId::new(r.try_get::<String, _>("account_id")?),
+        display_name: r.try_get("display_name")?,
+        email: r.try_get("email")?,
+        email_verified: flag(r.try_get("email_verified")?),
+        created_at: UnixTime(r.try_get("created_at")?),
+    };
+    let handle = match r.try_get::<Option<String>, _>("user_handle")? {
+        Some(h) => Uuid::parse_str(&h).map_err(corrupt)?,
+        None => {
+            let h = Uuid::new_v4();
+            sqlx::query("UPDATE accounts SET user_handle = $2 WHERE account_id = $1 AND user_handle IS NULL")
+                .bind(account.as_str())
+                .bind(h.to_string())
+                .execute(db.pool())
+                .await?;
+            return Box::pin(user_handle(db, account)).await;
+        }
+    };
+    Ok(Some((handle, acc)))
+}
+
+/// The credential ids of an account (to exclude at registration).
+pub(super) async fn credential_ids(
+    db: &Database,
+    account: &AccountId,
+) -> Result<Vec<webauthn_rs::prelude::CredentialID>, StoreError> {
+    let rows = sqlx::query("SELECT passkey FROM passkeys WHERE account_id = $1")
+        .bind(account.as_str())
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let json: String = r.try_get("passkey")?;
+            let p: Passkey = serde_json::from_str(&json).map_err(corrupt)?;
+            Ok(p.cred_id().clone())
+        })
+        .collect()
+}
+
+/// The passkey with this id, if it belongs to the account with this user handle.
+pub(super) async fn find_passkey(
+    db: &Database,
+    credential_id: &str,
+    user_handle: Uuid,
+) -> Result<Option<(AccountId, Passkey, bool)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT p.account_id, p.passkey, p.backup_eligible FROM passkeys p JOIN accounts a ON a.account_id = p.account_id \
+         WHERE p.credential_id = $1 AND a.user_handle = $2",
+    )
+    .bind(credential_id)
+    .bind(user_handle.to_string())
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let json: String = r.try_get("passkey")?;
+    let passkey: Passkey = serde_json::from_str(&json).map_err(corrupt)?;
+    Ok(Some((
+        AccountId::new(r.try_get::<String, _>("account_id")?),
+        passkey,
+        !flag(r.try_get("backup_eligible")?),
+    )))
+}
+
+/// Records a sign-in: the updated counter and flags, and the time.
+pub(super) async fn record_use(
+    db: &Database,
+    credential_id: &str,
+    passkey: &Passkey,
+    backup_state: bool,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let value = serde_json::to_value(passkey).map_err(corrupt)?;
+    sqlx::query(
+        "UPDATE passkeys SET passkey = $2, sign_count = $3, backup_state = $4, last_used_at = $5 WHERE credential_id = $1",
+    )
+    .bind(credential_id)
+    .bind(value.to_string())
+    .bind(value["cred"]["counter"].as_i64().unwrap_or(0))
+    .bind(i64::from(backup_state))
+    .bind(now.0)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn list(db: &Database, account: &AccountId) -> Result<Vec<PasskeyInfo>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT credential_id, name, backup_eligible, backup_state, sign_count, aaguid, transports, created_at, \
+         last_used_at FROM passkeys WHERE account_id = $1 ORDER BY created_at, credential_id",
+    )
+    .bind(account.as_str())
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PasskeyInfo {
+                credential_id: r.try_get("credential_id")?,
+                name: r.try_get("name")?,
+                synced: flag(r.try_get("backup_eligible")?),
+                backed_up: flag(r.try_get("backup_state")?),
+                sign_count: r.try_get("sign_count")?,
+                aaguid: r.try_get("aaguid")?,
+                transports: r.try_get("transports")?,
+                created_at: UnixTime(r.try_get("created_at")?),
+                last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(UnixTime),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn rename(db: &Database, account: &AccountId, credential_id: &str, name: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE passkeys SET name = $3 WHERE account_id = $1 AND credential_id = $2")
+        .bind(account.as_str())
+        .bind(credential_id)
+        .bind(name)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The number of passkeys of an account.
+///
+/// # Errors
+/// If the database fails.
+pub async fn passkey_count(db: &Database, account: &AccountId) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM passkeys WHERE account_id = $1")
+        .bind(account.as_str())
+        .fetch_one(db.pool())
+        .await?;
+    Ok(row.try_get("n")?)
+}
+
+/// Removes a passkey, in a transaction that refuses to remove the last one
+/// while the account has no unused recovery code.
+pub(super) async fn remove(db: &Database, account: &AccountId, credential_id: &str) -> Result<(), PasskeyError> {
+    let mut tx = db.pool().begin().await.map_err(StoreError::from)?;
+    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM passkeys WHERE account_id = $1")
+        .bind(account.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::from)?
+        .try_get("n")
+        .map_err(StoreError::from)?;
+    let codes: i64 = sqlx::query("SELECT COUNT(*) AS n FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL")
+        .bind(account.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::from)?
+        .try_get("n")
+        .map_err(StoreError::from)?;
+    if count <= 1 && codes == 0 {
+        return Err(PasskeyError::LastPasskey);
+    }
+    let done = sqlx::query("DELETE FROM passkeys WHERE account_id = $1 AND credential_id = $2")
+        .bind(account.as_str())
+        .bind(credential_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+    if done.rows_affected() != 1 {
+        return Err(PasskeyError::NotFound);
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
