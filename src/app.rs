@@ -33,6 +33,12 @@ pub enum StartError {
     /// Signing keys.
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// WebAuthn relying-party configuration.
+    #[error(transparent)]
+    Passkeys(#[from] crate::passkeys::PasskeyError),
+    /// Mail configuration.
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
     /// The listen address.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -64,6 +70,10 @@ pub struct Civitas {
     pub sessions: Sessions,
     /// The OpenID Provider.
     pub oidc: Provider,
+    /// Passkey ceremonies and credentials.
+    pub passkeys: crate::passkeys::Passkeys,
+    /// Outgoing mail.
+    pub mailer: crate::mail::Mailer,
     discovery: Bytes,
 }
 
@@ -111,7 +121,11 @@ impl Civitas {
             accounts.clone(),
             pairwise,
         );
+        let passkeys = crate::passkeys::Passkeys::new(&settings.issuer, db.clone(), cache.clone(), clock.clone())?;
+        let mailer = crate::mail::Mailer::from_settings(&settings.mail)?;
         Ok(Self {
+            passkeys,
+            mailer,
             clients,
             accounts,
             sessions,

@@ -66,6 +66,31 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Browser sessions at Civitas (single sign-on).
     pub sessions: SessionSettings,
+    /// Outgoing mail (email verification codes).
+    pub mail: MailSettings,
+}
+
+/// Outgoing mail.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    /// Folder of the outbox used when no SMTP relay is set. Default `data/outbox`.
+    pub outbox_dir: PathBuf,
+    /// `smtp://…` or `smtps://user:password@host` relay (`CIVITAS_MAIL__SMTP_URL`).
+    #[serde(skip_serializing)]
+    pub smtp_url: Option<Secret>,
+    /// Sender address. Default `Civitas <no-reply@localhost>`.
+    pub from: String,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            outbox_dir: PathBuf::from("data/outbox"),
+            smtp_url: None,
+            from: "Civitas <no-reply@localhost>".into(),
+        }
+    }
 }
 
 /// Browser sessions at Civitas.
@@ -177,6 +202,7 @@ struct Defaults {
     keys: KeySettings,
     database: DatabaseSettings,
     sessions: SessionSettings,
+    mail: MailSettings,
 }
 
 const DEFAULTS: fn() -> Defaults = || Defaults {
@@ -190,6 +216,7 @@ const DEFAULTS: fn() -> Defaults = || Defaults {
     keys: KeySettings::default(),
     database: DatabaseSettings::default(),
     sessions: SessionSettings::default(),
+    mail: MailSettings::default(),
 };
 
 /// Environment variables that select the file rather than set a value.

@@ -24,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod ephemeral;
 pub mod keys;
+pub mod mail;
 pub mod oidc;
 pub mod passkeys;
 pub mod secrets;

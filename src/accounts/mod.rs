@@ -3,6 +3,9 @@
 //! Credentials (passkeys, eID bindings) and sessions refer to the account id,
 //! never to the email or display name, which the citizen may change.
 
+pub mod email;
+pub mod recovery;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -61,8 +64,8 @@ pub struct Account {
 /// The account store.
 #[derive(Debug, Clone)]
 pub struct Accounts {
-    db: Database,
-    clock: SharedClock,
+    pub(crate) db: Database,
+    pub(crate) clock: SharedClock,
 }
 
 impl Accounts {

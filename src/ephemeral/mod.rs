@@ -223,3 +223,13 @@ fn ttl_millis(ttl: Duration) -> Result<u64, EphemeralError> {
     }
     Ok(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
 }
+
+/// A rate limit: at most `limit` events per `window` for `subject` (an IP
+/// address, an account). Counted in the shared store, so the limit holds
+/// across instances. `true` while within the limit.
+///
+/// # Errors
+/// If the store is unavailable.
+pub async fn within_limit(cache: &Cache, subject: &str, limit: u64, window: Duration) -> Result<bool, EphemeralError> {
+    Ok(cache.incr(&Key::new(Namespace::Rate, subject), window).await? <= limit)
+}

@@ -440,6 +440,18 @@ impl Provider {
         self.proceed(pending, Some(handle), &client, session).await
     }
 
+    /// The client's name and the login hint of a pending request, for the
+    /// sign-in page; `None` if the handle is unknown or expired.
+    pub async fn pending_summary(&self, handle: &str) -> Result<Option<(String, Option<String>)>, OAuthError> {
+        let Some(pending) = self.load_pending(handle).await? else { return Ok(None) };
+        let name = self
+            .clients
+            .get(&pending.client_id)
+            .await?
+            .map(|c| c.metadata.client_name.clone().unwrap_or_else(|| c.client_id.to_string()));
+        Ok(name.map(|n| (n, pending.login_hint)))
+    }
+
     async fn load_pending(&self, handle: &str) -> Result<Option<PendingAuthorization>, OAuthError> {
         let bytes = self.cache.get(&pending_key(handle)).await?;
         Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))

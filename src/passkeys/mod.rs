@@ -205,6 +205,7 @@ impl Passkeys {
 
     /// Finishes a registration: verifies the response and stores the passkey
     /// (with the new account, in one transaction, for [`Purpose::NewAccount`]).
+    /// `acting` is the account of the browser's session, if any.
     ///
     /// # Errors
     /// [`PasskeyError::Expired`] for an unknown or used ceremony,
@@ -214,9 +215,16 @@ impl Passkeys {
         ceremony_id: &str,
         credential: &RegisterPublicKeyCredential,
         name: Option<&str>,
+        acting: Option<&AccountId>,
     ) -> Result<Registered, PasskeyError> {
         let bytes = self.cache.take(&ceremony_key(&format!("reg:{ceremony_id}"))).await?.ok_or(PasskeyError::Expired)?;
         let ceremony: RegistrationCeremony = serde_json::from_slice(&bytes).map_err(|_| PasskeyError::Expired)?;
+        // A passkey is added to an account only by that account's session.
+        if let Purpose::AddTo(owner) = &ceremony.purpose
+            && acting != Some(owner)
+        {
+            return Err(PasskeyError::Rejected("this ceremony belongs to another session".into()));
+        }
         let passkey = self
             .webauthn
             .finish_passkey_registration(credential, &ceremony.state)

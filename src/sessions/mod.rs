@@ -62,6 +62,10 @@ pub struct Session {
     pub created_at: UnixTime,
     /// When it was last used.
     pub last_seen: UnixTime,
+    /// A recovery session: good only for registering a new passkey, never
+    /// for signing in to a service.
+    #[serde(default)]
+    pub restricted: bool,
 }
 
 /// The sessions, in the ephemeral store.
@@ -112,10 +116,32 @@ impl Sessions {
             acr: auth.acr,
             created_at: now,
             last_seen: now,
+            restricted: false,
         };
         let cookie = Secret::generate();
         self.write(&cookie, &session).await?;
         tracing::info!(sid = %session.sid, "session established");
+        Ok((session, cookie))
+    }
+
+    /// Starts a recovery session for `account_id` (after a recovery code):
+    /// it lets the citizen register a new passkey and nothing else.
+    ///
+    /// # Errors
+    /// If the ephemeral store is unavailable.
+    pub async fn establish_recovery(
+        &self,
+        account_id: AccountId,
+        previous: Option<&str>,
+    ) -> Result<(Session, Secret), EphemeralError> {
+        let auth = Authentication {
+            account_id,
+            amr: vec!["rec".to_owned()],
+            acr: String::new(),
+        };
+        let (mut session, cookie) = self.establish(auth, previous).await?;
+        session.restricted = true;
+        self.write(&cookie, &session).await?;
         Ok((session, cookie))
     }
 

@@ -18,7 +18,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route(paths::AUTHORIZE, get(authorize_get).post(authorize_post))
         .route("/authorize/resume", get(resume))
-        .route("/signin", get(signin))
+
         .route("/consent", get(consent_page).post(consent_decide))
 }
 
@@ -74,16 +74,6 @@ async fn resume(
     Ok(respond(
         app.oidc.resume_authorization(&q.auth, session).await?,
     ))
-}
-
-/// The sign-in page of a pending authorization. The sign-in methods
-/// (passkeys) attach here; they finish by establishing a session and
-/// sending the browser to `/authorize/resume?auth=…`.
-async fn signin(Query(q): Query<Handle>) -> Response {
-    let prefix: String = q.auth.chars().take(6).collect();
-    pages::render(&pages::SignIn {
-        handle_prefix: &prefix,
-    })
 }
 
 async fn consent_page(

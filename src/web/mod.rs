@@ -6,12 +6,15 @@
 //! (generated, then echoed on the response), tracing, the internal-error
 //! logger, panic catching, security headers, body limit.
 
+mod account;
 mod authorize;
+mod csrf;
 mod error;
 mod extract;
 mod logout;
 mod meta;
 mod pages;
+mod passkeys;
 mod registration;
 pub mod session;
 mod token;
@@ -105,6 +108,9 @@ pub fn router(app: State) -> Router {
         .route(paths::JWKS, get(meta::jwks))
         .route("/static/civitas.css", get(meta::stylesheet))
         .route("/static/form_post.js", get(meta::form_post_script))
+        .route("/static/passkeys.js", get(meta::passkeys_script))
+        .merge(passkeys::routes())
+        .merge(account::routes())
         .merge(registration::routes())
         .merge(authorize::routes())
         .merge(token::routes())

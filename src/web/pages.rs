@@ -22,7 +22,88 @@ pub(crate) fn render<T: Template>(page: &T) -> Response {
 #[derive(Template)]
 #[template(path = "signin.html")]
 pub(crate) struct SignIn<'a> {
-    pub(crate) handle_prefix: &'a str,
+    pub(crate) client_name: Option<&'a str>,
+    pub(crate) csrf: &'a str,
+    pub(crate) auth: &'a str,
+    pub(crate) login_hint: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "create.html")]
+pub(crate) struct Create<'a> {
+    pub(crate) client_name: Option<&'a str>,
+    pub(crate) csrf: &'a str,
+    pub(crate) auth: &'a str,
+}
+
+/// A passkey row of the account page.
+pub(crate) struct PasskeyRow {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) kind: &'static str,
+    pub(crate) created: String,
+    pub(crate) last_used: String,
+}
+
+/// A consent row of the account page.
+pub(crate) struct ConsentRow {
+    pub(crate) client_id: String,
+    pub(crate) name: String,
+    pub(crate) scope: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub(crate) struct Account<'a> {
+    pub(crate) restricted: bool,
+    pub(crate) notice: Option<&'a str>,
+    pub(crate) display_name: &'a str,
+    pub(crate) email: Option<&'a str>,
+    pub(crate) email_verified: bool,
+    pub(crate) passkeys: Vec<PasskeyRow>,
+    pub(crate) recovery_remaining: i64,
+    pub(crate) consents: Vec<ConsentRow>,
+    pub(crate) activity: Vec<(String, String)>,
+    pub(crate) csrf: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub(crate) struct RecoveryCodes<'a> {
+    pub(crate) codes: &'a [String],
+}
+
+#[derive(Template)]
+#[template(path = "recover.html")]
+pub(crate) struct Recover<'a> {
+    pub(crate) csrf: &'a str,
+    pub(crate) error: Option<&'a str>,
+}
+
+/// A Unix time as `YYYY-MM-DD HH:MM UTC` (proleptic Gregorian calendar).
+pub(crate) fn format_time(t: crate::clock::UnixTime) -> String {
+    let days = t.0.div_euclid(86_400);
+    let secs = t.0.rem_euclid(86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", secs / 3_600, (secs % 3_600) / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_are_formatted_as_utc_dates() {
+        assert_eq!(super::format_time(crate::clock::UnixTime(0)), "1970-01-01 00:00 UTC");
+        assert_eq!(super::format_time(crate::clock::UnixTime(1_795_000_000)), "2026-11-18 11:06 UTC");
+    }
 }
 
 #[derive(Template)]

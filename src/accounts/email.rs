@@ -1,0 +1,103 @@
+//! Email verification: a six-digit one-time code, mailed, valid for fifteen
+//! minutes and five attempts. Until it is entered, `email_verified` is false
+//! wherever the address is released.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{AccountId, Accounts};
+use crate::ephemeral::{Cache, Ephemeral as _, EphemeralError, Key, Namespace};
+use crate::mail::{Mail, MailError, Mailer};
+use crate::secrets::SecretHash;
+
+const CODE_TTL: Duration = Duration::from_secs(15 * 60);
+const MAX_ATTEMPTS: u32 = 5;
+
+/// Why verification failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EmailError {
+    /// The account has no email address.
+    #[error("there is no email address to verify")]
+    NoAddress,
+    /// The code is wrong, expired or used up.
+    #[error("the code is not valid; request a new one")]
+    BadCode,
+    /// Mail could not be sent.
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    /// The ephemeral store failed.
+    #[error(transparent)]
+    Cache(#[from] EphemeralError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    hash: String,
+    attempts: u32,
+}
+
+fn key(account: &AccountId) -> Key {
+    Key::new(Namespace::Challenge, format!("email:{}", account.as_str()))
+}
+
+fn six_digits() -> String {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    format!("{:06}", u32::from_be_bytes(b) % 1_000_000)
+}
+
+impl Accounts {
+    /// Mails a new code to the account's address (replacing any earlier one).
+    ///
+    /// # Errors
+    /// [`EmailError::NoAddress`], or if mail or the store fails.
+    pub async fn send_email_code(&self, cache: &Cache, mailer: &Mailer, account: &AccountId) -> Result<(), EmailError> {
+        let acc = self.get(account).await?.ok_or(EmailError::NoAddress)?;
+        let to = acc.email.ok_or(EmailError::NoAddress)?;
+        let code = six_digits();
+        let pending = Pending {
+            hash: SecretHash::of(&code).as_str().to_owned(),
+            attempts: 0,
+        };
+        cache.put(&key(account), &serde_json::to_vec(&pending).unwrap_or_default(), CODE_TTL).await?;
+        let mail = Mail {
+            to,
+            subject: "Your Civitas verification code".into(),
+            body: format!(
+                "Your code to verify this email address at Civitas is {code}.\nIt is valid for 15 minutes.\n\
+                 If you did not ask for it, you can ignore this message."
+            ),
+        };
+        mailer.send(&mail, self.clock.now()).await?;
+        Ok(())
+    }
+
+    /// Checks a code; on success the address is verified.
+    ///
+    /// # Errors
+    /// [`EmailError::BadCode`] for a wrong, expired or exhausted code.
+    pub async fn verify_email_code(&self, cache: &Cache, account: &AccountId, code: &str) -> Result<(), EmailError> {
+        let Some(bytes) = cache.take(&key(account)).await? else {
+            return Err(EmailError::BadCode);
+        };
+        let Ok(mut pending) = serde_json::from_slice::<Pending>(&bytes) else {
+            return Err(EmailError::BadCode);
+        };
+        if SecretHash::from_stored(pending.hash.clone()).verify(code.trim()) {
+            self.mark_email_verified(account).await?;
+            crate::audit::record(&self.db, Some(account), "email.verified", "email address verified", self.clock.now())
+                .await?;
+            return Ok(());
+        }
+        pending.attempts += 1;
+        if pending.attempts < MAX_ATTEMPTS {
+            // Put it back for the remaining attempts (its window restarts short).
+            cache.put(&key(account), &serde_json::to_vec(&pending).unwrap_or_default(), CODE_TTL).await?;
+        }
+        Err(EmailError::BadCode)
+    }
+}

@@ -1,0 +1,323 @@
+//! The account page (`/account`): passkeys, email verification, recovery
+//! codes, consents, activity and sign-out; and recovery with a code
+//! (`/recover`). Every form carries the CSRF token; actions redirect back
+//! with a notice chosen from a fixed list (nothing the request says is
+//! echoed into the page).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::passkeys::with_cookie;
+use super::{PageError, State as AppState, csrf, pages, session};
+use crate::accounts::recovery;
+use crate::ephemeral::within_limit;
+use crate::oidc::OAuthError;
+use crate::sessions::Session;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/account", get(account))
+        .route("/account/passkeys/rename", post(rename))
+        .route("/account/passkeys/remove", post(remove))
+        .route("/account/email/send", post(email_send))
+        .route("/account/email/verify", post(email_verify))
+        .route("/account/recovery-codes", post(recovery_codes))
+        .route("/account/consents/revoke", post(revoke_consent))
+        .route("/account/signout", post(signout))
+        .route("/recover", get(recover_page).post(recover))
+}
+
+fn notice_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "added" => "Your new passkey is ready.",
+        "recovered" => "Your new passkey is ready, and you are signed in again.",
+        "renamed" => "The passkey was renamed.",
+        "removed" => "The passkey was removed.",
+        "last" => "This is your only way to sign in: add another passkey or create recovery codes first.",
+        "email-sent" => "We sent a code to your email address.",
+        "email-verified" => "Your email address is verified.",
+        "email-bad" => "That code is not valid. Request a new one.",
+        "revoked" => "The service will ask for your consent again next time.",
+        "rate" => "Too many attempts. Please wait a few minutes.",
+        "error" => "That did not work. Please try again.",
+        _ => return None,
+    })
+}
+
+fn err(e: impl Into<OAuthError>) -> PageError {
+    PageError::from(e.into())
+}
+
+/// The session of a signed-in citizen, or a redirect to the sign-in page.
+async fn require_session(app: &AppState, headers: &HeaderMap) -> Result<Result<Session, Response>, PageError> {
+    match super::authorize::current_session(app, headers).await? {
+        Some(s) => Ok(Ok(s)),
+        None => Ok(Err(Redirect::to("/signin").into_response())),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct Notice {
+    #[serde(default)]
+    notice: Option<String>,
+}
+
+async fn account(State(app): State<AppState>, headers: HeaderMap, Query(q): Query<Notice>) -> Result<Response, PageError> {
+    let session = match require_session(&app, &headers).await? {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect),
+    };
+    let acc = app
+        .accounts
+        .get(&session.account_id)
+        .await
+        .map_err(err)?
+        .ok_or_else(|| PageError::bad_request("No such account", "This account no longer exists."))?;
+    let passkeys = app
+        .passkeys
+        .list(&acc.id)
+        .await
+        .map_err(|e| PageError::Internal(e.to_string()))?
+        .into_iter()
+        .map(|p| pages::PasskeyRow {
+            kind: if p.synced { "synced passkey" } else { "device-bound passkey" },
+            created: pages::format_time(p.created_at),
+            last_used: p.last_used_at.map_or_else(|| "never".to_owned(), pages::format_time),
+            id: p.credential_id,
+            name: p.name,
+        })
+        .collect();
+    let mut consents = Vec::new();
+    for c in crate::oidc::consent::list(&app.db, &acc.id).await.map_err(err)? {
+        let name = app
+            .clients
+            .get(&c.client_id)
+            .await
+            .map_err(err)?
+            .and_then(|cl| cl.metadata.client_name)
+            .unwrap_or_else(|| c.client_id.clone());
+        consents.push(pages::ConsentRow {
+            client_id: c.client_id,
+            name,
+            scope: c.scope.to_string(),
+        });
+    }
+    let activity = crate::audit::for_account(&app.db, &acc.id, 20)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .map(|e| (pages::format_time(e.at), e.detail))
+        .collect();
+    let (token, cookie) = csrf::token(&app.settings, &headers);
+    let page = pages::Account {
+        restricted: session.restricted,
+        notice: q.notice.as_deref().and_then(notice_text),
+        display_name: &acc.display_name,
+        email: acc.email.as_deref(),
+        email_verified: acc.email_verified,
+        passkeys,
+        recovery_remaining: recovery::remaining(&app.db, &acc.id).await.map_err(err)?,
+        consents,
+        activity,
+        csrf: &token,
+    };
+    Ok(with_cookie(pages::render(&page), cookie))
+}
+
+/// Checks the form's CSRF token and that a full (not recovery) session is there.
+async fn form_session(app: &AppState, headers: &HeaderMap, csrf_field: &str) -> Result<Result<Session, Response>, PageError> {
+    if !csrf::check(&app.settings, headers, Some(csrf_field)) {
+        return Err(PageError::Client {
+            status: StatusCode::FORBIDDEN,
+            title: "Request could not be verified",
+            message: "The form was not sent from a Civitas page. Please go back and try again.".into(),
+        });
+    }
+    match require_session(app, headers).await? {
+        Ok(s) if !s.restricted => Ok(Ok(s)),
+        Ok(_) => Ok(Err(Redirect::to("/account").into_response())),
+        Err(r) => Ok(Err(r)),
+    }
+}
+
+fn back(notice: &str) -> Response {
+    Redirect::to(&format!("/account?notice={notice}")).into_response()
+}
+
+#[derive(Deserialize)]
+struct PasskeyForm {
+    csrf: String,
+    credential_id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+async fn rename(State(app): State<AppState>, headers: HeaderMap, axum::Form(f): axum::Form<PasskeyForm>) -> Result<Response, PageError> {
+    let s = match form_session(&app, &headers, &f.csrf).await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    match app.passkeys.rename(&s.account_id, &f.credential_id, f.name.as_deref().unwrap_or_default()).await {
+        Ok(()) => Ok(back("renamed")),
+        Err(_) => Ok(back("error")),
+    }
+}
+
+async fn remove(State(app): State<AppState>, headers: HeaderMap, axum::Form(f): axum::Form<PasskeyForm>) -> Result<Response, PageError> {
+    let s = match form_session(&app, &headers, &f.csrf).await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    match app.passkeys.remove(&s.account_id, &f.credential_id).await {
+        Ok(()) => Ok(back("removed")),
+        Err(crate::passkeys::PasskeyError::LastPasskey) => Ok(back("last")),
+        Err(_) => Ok(back("error")),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+async fn email_send(
+    State(app): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    let s = match form_session(&app, &headers, &f.csrf).await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let window = Duration::from_secs(15 * 60);
+    let account_ok = within_limit(&app.cache, &format!("email-send:acct:{}", s.account_id.as_str()), 3, window)
+        .await
+        .map_err(err)?;
+    let ip_ok = within_limit(&app.cache, &format!("email-send:ip:{}", addr.ip()), 10, window).await.map_err(err)?;
+    if !(account_ok && ip_ok) {
+        return Ok(back("rate"));
+    }
+    match app.accounts.send_email_code(&app.cache, &app.mailer, &s.account_id).await {
+        Ok(()) => Ok(back("email-sent")),
+        Err(e) => {
+            tracing::warn!(error = %e, "verification code not sent");
+            Ok(back("error"))
+        }
+    }
+}
+
+async fn email_verify(
+    State(app): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    let s = match form_session(&app, &headers, &f.csrf).await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let window = Duration::from_secs(15 * 60);
+    let ok = within_limit(&app.cache, &format!("email-verify:acct:{}", s.account_id.as_str()), 10, window)
+        .await
+        .map_err(err)?
+        && within_limit(&app.cache, &format!("email-verify:ip:{}", addr.ip()), 30, window).await.map_err(err)?;
+    if !ok {
+        return Ok(back("rate"));
+    }
+    match app.accounts.verify_email_code(&app.cache, &s.account_id, f.code.as_deref().unwrap_or_default()).await {
+        Ok(()) => Ok(back("email-verified")),
+        Err(_) => Ok(back("email-bad")),
+    }
+}
+
+async fn recovery_codes(State(app): State<AppState>, headers: HeaderMap, axum::Form(f): axum::Form<CsrfForm>) -> Result<Response, PageError> {
+    let s = match form_session(&app, &headers, &f.csrf).await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let codes = recovery::generate(&app.db, &s.account_id, app.clock.now()).await.map_err(err)?;
+    Ok(pages::render(&pages::RecoveryCodes { codes: &codes }))
+}
+
+async fn revoke_consent(State(app): State<AppState>, headers: HeaderMap, axum::Form(f): axum::Form<CsrfForm>) -> Result<Response, PageError> {
+    let s = match form_session(&app, &headers, &f.csrf).await? {
+        Ok(s) => s,
+        Err(r) => return Ok(r),
+    };
+    let client_id = f.client_id.unwrap_or_default();
+    crate::oidc::consent::revoke(&app.db, &s.account_id, &client_id).await.map_err(err)?;
+    crate::audit::record(&app.db, Some(&s.account_id), "consent.revoked", &format!("stopped sharing with {client_id}"), app.clock.now())
+        .await
+        .map_err(err)?;
+    Ok(back("revoked"))
+}
+
+async fn signout(State(app): State<AppState>, headers: HeaderMap, axum::Form(f): axum::Form<CsrfForm>) -> Result<Response, PageError> {
+    if !csrf::check(&app.settings, &headers, Some(&f.csrf)) {
+        return Err(PageError::bad_request("Request could not be verified", "Please go back and try again."));
+    }
+    if let Some(cookie) = session::read(&app.settings, &headers)
+        && let Some(ended) = app.sessions.end(&cookie).await.map_err(err)?
+    {
+        app.oidc.session_ended(&ended).await?;
+    }
+    let mut res = pages::render(&pages::SignedOut { client_name: None });
+    res.headers_mut().insert(header::SET_COOKIE, session::clear(&app.settings));
+    Ok(res)
+}
+
+async fn recover_page(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let (token, cookie) = csrf::token(&app.settings, &headers);
+    with_cookie(pages::render(&pages::Recover { csrf: &token, error: None }), cookie)
+}
+
+#[derive(Deserialize)]
+struct RecoverForm {
+    csrf: String,
+    recovery_code: String,
+}
+
+async fn recover(
+    State(app): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<RecoverForm>,
+) -> Result<Response, PageError> {
+    let (token, _) = csrf::token(&app.settings, &headers);
+    if !csrf::check(&app.settings, &headers, Some(&f.csrf)) {
+        return Err(PageError::bad_request("Request could not be verified", "Please go back and try again."));
+    }
+    let retry = |msg: &'static str| {
+        let mut res = pages::render(&pages::Recover { csrf: &token, error: Some(msg) });
+        *res.status_mut() = StatusCode::BAD_REQUEST;
+        res
+    };
+    if !within_limit(&app.cache, &format!("recover:ip:{}", addr.ip()), 10, Duration::from_secs(15 * 60))
+        .await
+        .map_err(err)?
+    {
+        return Ok(retry("Too many attempts. Please wait a few minutes."));
+    }
+    let Some(account) = recovery::redeem(&app.db, &f.recovery_code, app.clock.now()).await.map_err(err)? else {
+        return Ok(retry("That recovery code is not valid or was already used."));
+    };
+    let previous = session::read(&app.settings, &headers);
+    let (_, cookie) = app.sessions.establish_recovery(account, previous.as_deref()).await.map_err(err)?;
+    let mut res = Redirect::to("/account").into_response();
+    if let Ok(v) = HeaderValue::from_str(session::set(&app.settings, cookie.expose()).to_str().unwrap_or_default()) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
