@@ -121,7 +121,13 @@ impl Civitas {
             accounts.clone(),
             pairwise,
         );
-        let passkeys = crate::passkeys::Passkeys::new(&settings.issuer, db.clone(), cache.clone(), clock.clone())?;
+        let passkeys = crate::passkeys::Passkeys::new(
+            &settings.issuer,
+            settings.passkeys.ceremony_timeout,
+            db.clone(),
+            cache.clone(),
+            clock.clone(),
+        )?;
         let mailer = crate::mail::Mailer::from_settings(&settings.mail)?;
         Ok(Self {
             passkeys,

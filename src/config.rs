@@ -68,6 +68,25 @@ pub struct Settings {
     pub sessions: SessionSettings,
     /// Outgoing mail (email verification codes).
     pub mail: MailSettings,
+    /// Passkey ceremonies.
+    pub passkeys: PasskeySettings,
+}
+
+/// Passkey ceremonies.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeySettings {
+    /// How long a ceremony (its challenge) stays valid. Default 5 minutes.
+    #[serde(with = "duration")]
+    pub ceremony_timeout: Duration,
+}
+
+impl Default for PasskeySettings {
+    fn default() -> Self {
+        Self {
+            ceremony_timeout: Duration::from_secs(300),
+        }
+    }
 }
 
 /// Outgoing mail.
@@ -203,6 +222,7 @@ struct Defaults {
     database: DatabaseSettings,
     sessions: SessionSettings,
     mail: MailSettings,
+    passkeys: PasskeySettings,
 }
 
 const DEFAULTS: fn() -> Defaults = || Defaults {
@@ -217,6 +237,7 @@ const DEFAULTS: fn() -> Defaults = || Defaults {
     database: DatabaseSettings::default(),
     sessions: SessionSettings::default(),
     mail: MailSettings::default(),
+    passkeys: PasskeySettings::default(),
 };
 
 /// Environment variables that select the file rather than set a value.
@@ -286,6 +307,14 @@ impl Settings {
             return Err(invalid(
                 "issuer",
                 "must be an http(s) URL without query, fragment or trailing slash",
+            ));
+        }
+        // WebAuthn §5.1.3: the relying-party id (the issuer's host) must be a
+        // domain name; browsers refuse IP addresses.
+        if matches!(issuer.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))) {
+            return Err(invalid(
+                "issuer",
+                "must use a domain name (for example localhost), not an IP address: passkeys are bound to it",
             ));
         }
         if issuer.scheme() == "http" && !is_loopback_host(issuer.host_str().unwrap_or_default()) {
@@ -479,6 +508,7 @@ mod tests {
         for (toml, key) in [
             ("issuer = \"http://id.example.gov\"", "issuer"),
             ("issuer = \"https://id.example.gov/\"", "issuer"),
+            ("issuer = \"http://127.0.0.1:8080\"", "issuer"),
             ("database_url = \"mysql://x\"", "database_url"),
             ("cache_url = \"memcached://x\"", "cache_url"),
             ("listen = \"nowhere\"", "listen"),

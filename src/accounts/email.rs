@@ -55,7 +55,12 @@ impl Accounts {
     ///
     /// # Errors
     /// [`EmailError::NoAddress`], or if mail or the store fails.
-    pub async fn send_email_code(&self, cache: &Cache, mailer: &Mailer, account: &AccountId) -> Result<(), EmailError> {
+    pub async fn send_email_code(
+        &self,
+        cache: &Cache,
+        mailer: &Mailer,
+        account: &AccountId,
+    ) -> Result<(), EmailError> {
         let acc = self.get(account).await?.ok_or(EmailError::NoAddress)?;
         let to = acc.email.ok_or(EmailError::NoAddress)?;
         let code = six_digits();
@@ -63,7 +68,13 @@ impl Accounts {
             hash: SecretHash::of(&code).as_str().to_owned(),
             attempts: 0,
         };
-        cache.put(&key(account), &serde_json::to_vec(&pending).unwrap_or_default(), CODE_TTL).await?;
+        cache
+            .put(
+                &key(account),
+                &serde_json::to_vec(&pending).unwrap_or_default(),
+                CODE_TTL,
+            )
+            .await?;
         let mail = Mail {
             to,
             subject: "Your Civitas verification code".into(),
@@ -80,7 +91,12 @@ impl Accounts {
     ///
     /// # Errors
     /// [`EmailError::BadCode`] for a wrong, expired or exhausted code.
-    pub async fn verify_email_code(&self, cache: &Cache, account: &AccountId, code: &str) -> Result<(), EmailError> {
+    pub async fn verify_email_code(
+        &self,
+        cache: &Cache,
+        account: &AccountId,
+        code: &str,
+    ) -> Result<(), EmailError> {
         let Some(bytes) = cache.take(&key(account)).await? else {
             return Err(EmailError::BadCode);
         };
@@ -89,14 +105,26 @@ impl Accounts {
         };
         if SecretHash::from_stored(pending.hash.clone()).verify(code.trim()) {
             self.mark_email_verified(account).await?;
-            crate::audit::record(&self.db, Some(account), "email.verified", "email address verified", self.clock.now())
-                .await?;
+            crate::audit::record(
+                &self.db,
+                Some(account),
+                "email.verified",
+                "email address verified",
+                self.clock.now(),
+            )
+            .await?;
             return Ok(());
         }
         pending.attempts += 1;
         if pending.attempts < MAX_ATTEMPTS {
             // Put it back for the remaining attempts (its window restarts short).
-            cache.put(&key(account), &serde_json::to_vec(&pending).unwrap_or_default(), CODE_TTL).await?;
+            cache
+                .put(
+                    &key(account),
+                    &serde_json::to_vec(&pending).unwrap_or_default(),
+                    CODE_TTL,
+                )
+                .await?;
         }
         Err(EmailError::BadCode)
     }

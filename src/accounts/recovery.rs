@@ -19,13 +19,23 @@ const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 fn new_code() -> String {
     let mut raw = [0u8; 16];
     let _ = getrandom::fill(&mut raw);
-    let chars: Vec<char> = raw.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect();
-    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+    let chars: Vec<char> = raw
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// The canonical form of a typed code: upper case, no spaces or dashes.
 fn normalise(code: &str) -> String {
-    code.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect()
+    code.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 /// Replaces the account's unused codes with a new set; returns the codes,
@@ -33,7 +43,11 @@ fn normalise(code: &str) -> String {
 ///
 /// # Errors
 /// If the database fails; the old set then stays.
-pub async fn generate(db: &Database, account: &AccountId, now: UnixTime) -> Result<Vec<String>, StoreError> {
+pub async fn generate(
+    db: &Database,
+    account: &AccountId,
+    now: UnixTime,
+) -> Result<Vec<String>, StoreError> {
     let codes: Vec<String> = (0..CODES_PER_SET).map(|_| new_code()).collect();
     let mut tx = db.pool().begin().await?;
     sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL")
@@ -41,15 +55,24 @@ pub async fn generate(db: &Database, account: &AccountId, now: UnixTime) -> Resu
         .execute(&mut *tx)
         .await?;
     for code in &codes {
-        sqlx::query("INSERT INTO recovery_codes (code_hash, account_id, created_at) VALUES ($1, $2, $3)")
-            .bind(SecretHash::of(&normalise(code)).as_str())
-            .bind(account.as_str())
-            .bind(now.0)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO recovery_codes (code_hash, account_id, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(SecretHash::of(&normalise(code)).as_str())
+        .bind(account.as_str())
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
-    crate::audit::record(db, Some(account), "recovery_codes.generated", "a new set of recovery codes", now).await?;
+    crate::audit::record(
+        db,
+        Some(account),
+        "recovery_codes.generated",
+        "a new set of recovery codes",
+        now,
+    )
+    .await?;
     Ok(codes)
 }
 
@@ -58,10 +81,12 @@ pub async fn generate(db: &Database, account: &AccountId, now: UnixTime) -> Resu
 /// # Errors
 /// If the database fails.
 pub async fn remaining(db: &Database, account: &AccountId) -> Result<i64, StoreError> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL")
-        .bind(account.as_str())
-        .fetch_one(db.pool())
-        .await?;
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL",
+    )
+    .bind(account.as_str())
+    .fetch_one(db.pool())
+    .await?;
     Ok(row.try_get("n")?)
 }
 
@@ -71,23 +96,38 @@ pub async fn remaining(db: &Database, account: &AccountId) -> Result<i64, StoreE
 ///
 /// # Errors
 /// If the database fails.
-pub async fn redeem(db: &Database, code: &str, now: UnixTime) -> Result<Option<AccountId>, StoreError> {
+pub async fn redeem(
+    db: &Database,
+    code: &str,
+    now: UnixTime,
+) -> Result<Option<AccountId>, StoreError> {
     let hash = SecretHash::of(&normalise(code));
-    let row = sqlx::query("SELECT account_id FROM recovery_codes WHERE code_hash = $1 AND used_at IS NULL")
-        .bind(hash.as_str())
-        .fetch_optional(db.pool())
-        .await?;
+    let row = sqlx::query(
+        "SELECT account_id FROM recovery_codes WHERE code_hash = $1 AND used_at IS NULL",
+    )
+    .bind(hash.as_str())
+    .fetch_optional(db.pool())
+    .await?;
     let Some(row) = row else { return Ok(None) };
     let account = AccountId::new(row.try_get::<String, _>("account_id")?);
-    let used = sqlx::query("UPDATE recovery_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL")
-        .bind(hash.as_str())
-        .bind(now.0)
-        .execute(db.pool())
-        .await?;
+    let used = sqlx::query(
+        "UPDATE recovery_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL",
+    )
+    .bind(hash.as_str())
+    .bind(now.0)
+    .execute(db.pool())
+    .await?;
     if used.rows_affected() != 1 {
         return Ok(None);
     }
-    crate::audit::record(db, Some(&account), "recovery_code.used", "signed in with a recovery code", now).await?;
+    crate::audit::record(
+        db,
+        Some(&account),
+        "recovery_code.used",
+        "signed in with a recovery code",
+        now,
+    )
+    .await?;
     Ok(Some(account))
 }
 
@@ -100,6 +140,9 @@ mod tests {
         let c = new_code();
         assert_eq!(c.len(), 19);
         assert_eq!(c.split('-').count(), 4);
-        assert_eq!(normalise(&c.to_lowercase().replace('-', " ")), c.replace('-', ""));
+        assert_eq!(
+            normalise(&c.to_lowercase().replace('-', " ")),
+            c.replace('-', "")
+        );
     }
 }

@@ -46,7 +46,11 @@ pub async fn record(
 ///
 /// # Errors
 /// If the database fails.
-pub async fn for_account(db: &Database, account: &AccountId, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+pub async fn for_account(
+    db: &Database,
+    account: &AccountId,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, StoreError> {
     let rows = sqlx::query(
         "SELECT kind, detail, created_at FROM audit_events WHERE account_id = $1 ORDER BY created_at DESC, event_id LIMIT $2",
     )

@@ -230,6 +230,14 @@ fn ttl_millis(ttl: Duration) -> Result<u64, EphemeralError> {
 ///
 /// # Errors
 /// If the store is unavailable.
-pub async fn within_limit(cache: &Cache, subject: &str, limit: u64, window: Duration) -> Result<bool, EphemeralError> {
-    Ok(cache.incr(&Key::new(Namespace::Rate, subject), window).await? <= limit)
+pub async fn within_limit(
+    cache: &Cache,
+    subject: &str,
+    limit: u64,
+    window: Duration,
+) -> Result<bool, EphemeralError> {
+    Ok(cache
+        .incr(&Key::new(Namespace::Rate, subject), window)
+        .await?
+        <= limit)
 }

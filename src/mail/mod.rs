@@ -52,7 +52,10 @@ impl std::fmt::Debug for Mailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Outbox(p) => f.debug_tuple("Outbox").field(p).finish(),
-            Self::Smtp { from, .. } => f.debug_struct("Smtp").field("from", from).finish_non_exhaustive(),
+            Self::Smtp { from, .. } => f
+                .debug_struct("Smtp")
+                .field("from", from)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -84,19 +87,37 @@ impl Mailer {
     pub async fn send(&self, mail: &Mail, now: UnixTime) -> Result<(), MailError> {
         match self {
             Self::Outbox(dir) => {
-                tokio::fs::create_dir_all(dir).await.map_err(|e| MailError::Send(e.to_string()))?;
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| MailError::Send(e.to_string()))?;
                 let file = dir.join(format!("{}-{}.eml", now.0, random_token(6)));
-                let text = format!("To: {}\nSubject: {}\n\n{}\n", mail.to, mail.subject, mail.body);
-                tokio::fs::write(&file, text).await.map_err(|e| MailError::Send(e.to_string()))
+                let text = format!(
+                    "To: {}\nSubject: {}\n\n{}\n",
+                    mail.to, mail.subject, mail.body
+                );
+                tokio::fs::write(&file, text)
+                    .await
+                    .map_err(|e| MailError::Send(e.to_string()))
             }
             Self::Smtp { transport, from } => {
                 let message = Message::builder()
-                    .from(from.parse().map_err(|e: lettre::address::AddressError| MailError::Config(e.to_string()))?)
-                    .to(mail.to.parse().map_err(|e: lettre::address::AddressError| MailError::Send(e.to_string()))?)
+                    .from(from.parse().map_err(|e: lettre::address::AddressError| {
+                        MailError::Config(e.to_string())
+                    })?)
+                    .to(mail
+                        .to
+                        .parse()
+                        .map_err(|e: lettre::address::AddressError| {
+                            MailError::Send(e.to_string())
+                        })?)
                     .subject(&mail.subject)
                     .body(mail.body.clone())
                     .map_err(|e| MailError::Send(e.to_string()))?;
-                transport.send(message).await.map(|_| ()).map_err(|e| MailError::Send(e.to_string()))
+                transport
+                    .send(message)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| MailError::Send(e.to_string()))
             }
         }
     }

@@ -442,13 +442,19 @@ impl Provider {
 
     /// The client's name and the login hint of a pending request, for the
     /// sign-in page; `None` if the handle is unknown or expired.
-    pub async fn pending_summary(&self, handle: &str) -> Result<Option<(String, Option<String>)>, OAuthError> {
-        let Some(pending) = self.load_pending(handle).await? else { return Ok(None) };
-        let name = self
-            .clients
-            .get(&pending.client_id)
-            .await?
-            .map(|c| c.metadata.client_name.clone().unwrap_or_else(|| c.client_id.to_string()));
+    pub async fn pending_summary(
+        &self,
+        handle: &str,
+    ) -> Result<Option<(String, Option<String>)>, OAuthError> {
+        let Some(pending) = self.load_pending(handle).await? else {
+            return Ok(None);
+        };
+        let name = self.clients.get(&pending.client_id).await?.map(|c| {
+            c.metadata
+                .client_name
+                .clone()
+                .unwrap_or_else(|| c.client_id.to_string())
+        });
         Ok(name.map(|n| (n, pending.login_hint)))
     }
 
@@ -464,6 +470,9 @@ impl Provider {
         client: &Client,
         session: &Session,
     ) -> bool {
+        if session.restricted {
+            return false; // a recovery session signs in nowhere
+        }
         let now = self.clock.now();
         let fresh_enough = pending
             .max_age

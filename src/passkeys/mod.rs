@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential, Webauthn,
-    WebauthnBuilder,
+    DiscoverableAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, Webauthn, WebauthnBuilder,
 };
 
 pub use store::PasskeyInfo;
@@ -41,9 +41,6 @@ use crate::ephemeral::{Cache, Ephemeral as _, EphemeralError, Key, Namespace};
 use crate::secrets::random_token;
 use crate::sessions::amr;
 use crate::store::{Database, StoreError};
-
-/// How long a ceremony may take.
-const CEREMONY_TTL: Duration = Duration::from_secs(5 * 60);
 
 /// Why a passkey operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +132,7 @@ fn ceremony_key(id: &str) -> Key {
 #[derive(Clone)]
 pub struct Passkeys {
     webauthn: Arc<Webauthn>,
+    ttl: Duration,
     db: Database,
     cache: Cache,
     clock: SharedClock,
@@ -152,14 +150,24 @@ impl Passkeys {
     ///
     /// # Errors
     /// If the issuer URL cannot be a WebAuthn relying party.
-    pub fn new(issuer: &str, db: Database, cache: Cache, clock: SharedClock) -> Result<Self, PasskeyError> {
+    pub fn new(
+        issuer: &str,
+        ttl: Duration,
+        db: Database,
+        cache: Cache,
+        clock: SharedClock,
+    ) -> Result<Self, PasskeyError> {
         let origin = Url::parse(issuer).map_err(|e| PasskeyError::Config(e.to_string()))?;
-        let rp_id = origin.host_str().ok_or_else(|| PasskeyError::Config("the issuer has no host".into()))?.to_owned();
+        let rp_id = origin
+            .host_str()
+            .ok_or_else(|| PasskeyError::Config("the issuer has no host".into()))?
+            .to_owned();
         let webauthn = WebauthnBuilder::new(&rp_id, &origin)
-            .and_then(|b| b.rp_name("Civitas").timeout(CEREMONY_TTL).build())
+            .and_then(|b| b.rp_name("Civitas").timeout(ttl).build())
             .map_err(|e| PasskeyError::Config(e.to_string()))?;
         Ok(Self {
             webauthn: Arc::new(webauthn),
+            ttl,
             db,
             cache,
             clock,
@@ -171,15 +179,33 @@ impl Passkeys {
     ///
     /// # Errors
     /// If the stores fail.
-    pub async fn begin_registration(&self, purpose: Purpose) -> Result<(String, serde_json::Value), PasskeyError> {
+    pub async fn begin_registration(
+        &self,
+        purpose: Purpose,
+    ) -> Result<(String, serde_json::Value), PasskeyError> {
         let (user_handle, name, display, exclude) = match &purpose {
-            Purpose::NewAccount { display_name, email } => {
-                (Uuid::new_v4(), email.clone().unwrap_or_else(|| display_name.clone()), display_name.clone(), None)
-            }
+            Purpose::NewAccount {
+                display_name,
+                email,
+            } => (
+                Uuid::new_v4(),
+                email.clone().unwrap_or_else(|| display_name.clone()),
+                display_name.clone(),
+                None,
+            ),
             Purpose::AddTo(account) => {
-                let (handle, acc) = store::user_handle(&self.db, account).await?.ok_or(PasskeyError::NotFound)?;
+                let (handle, acc) = store::user_handle(&self.db, account)
+                    .await?
+                    .ok_or(PasskeyError::NotFound)?;
                 let existing = store::credential_ids(&self.db, account).await?;
-                (handle, acc.email.clone().unwrap_or_else(|| acc.display_name.clone()), acc.display_name, Some(existing))
+                (
+                    handle,
+                    acc.email
+                        .clone()
+                        .unwrap_or_else(|| acc.display_name.clone()),
+                    acc.display_name,
+                    Some(existing),
+                )
             }
         };
         let (options, state) = self
@@ -192,11 +218,18 @@ impl Passkeys {
             user_handle,
             state,
         };
-        let bytes = serde_json::to_vec(&ceremony).map_err(|e| PasskeyError::Rejected(e.to_string()))?;
-        self.cache.put(&ceremony_key(&format!("reg:{id}")), &bytes, CEREMONY_TTL).await?;
-        let mut options = serde_json::to_value(&options).map_err(|e| PasskeyError::Rejected(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(&ceremony).map_err(|e| PasskeyError::Rejected(e.to_string()))?;
+        self.cache
+            .put(&ceremony_key(&format!("reg:{id}")), &bytes, self.ttl)
+            .await?;
+        let mut options =
+            serde_json::to_value(&options).map_err(|e| PasskeyError::Rejected(e.to_string()))?;
         // Usernameless sign-in needs a discoverable credential: ask for one.
-        if let Some(sel) = options["publicKey"].get_mut("authenticatorSelection").and_then(|v| v.as_object_mut()) {
+        if let Some(sel) = options["publicKey"]
+            .get_mut("authenticatorSelection")
+            .and_then(|v| v.as_object_mut())
+        {
             sel.insert("residentKey".into(), "required".into());
             sel.insert("requireResidentKey".into(), true.into());
         }
@@ -217,22 +250,33 @@ impl Passkeys {
         name: Option<&str>,
         acting: Option<&AccountId>,
     ) -> Result<Registered, PasskeyError> {
-        let bytes = self.cache.take(&ceremony_key(&format!("reg:{ceremony_id}"))).await?.ok_or(PasskeyError::Expired)?;
-        let ceremony: RegistrationCeremony = serde_json::from_slice(&bytes).map_err(|_| PasskeyError::Expired)?;
+        let bytes = self
+            .cache
+            .take(&ceremony_key(&format!("reg:{ceremony_id}")))
+            .await?
+            .ok_or(PasskeyError::Expired)?;
+        let ceremony: RegistrationCeremony =
+            serde_json::from_slice(&bytes).map_err(|_| PasskeyError::Expired)?;
         // A passkey is added to an account only by that account's session.
         if let Purpose::AddTo(owner) = &ceremony.purpose
             && acting != Some(owner)
         {
-            return Err(PasskeyError::Rejected("this ceremony belongs to another session".into()));
+            return Err(PasskeyError::Rejected(
+                "this ceremony belongs to another session".into(),
+            ));
         }
         let passkey = self
             .webauthn
             .finish_passkey_registration(credential, &ceremony.state)
             .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
-        let record = store::NewPasskey::from_registration(&passkey, credential, name, self.clock.now())?;
+        let record =
+            store::NewPasskey::from_registration(&passkey, credential, name, self.clock.now())?;
         let device_bound = !record.backup_eligible;
         let (account, new_account) = match ceremony.purpose {
-            Purpose::NewAccount { display_name, email } => {
+            Purpose::NewAccount {
+                display_name,
+                email,
+            } => {
                 let account = Account {
                     id: AccountId::generate(),
                     display_name,
@@ -240,16 +284,31 @@ impl Passkeys {
                     email_verified: false,
                     created_at: self.clock.now(),
                 };
-                store::create_account_with_passkey(&self.db, &account, ceremony.user_handle, &record).await?;
+                store::create_account_with_passkey(
+                    &self.db,
+                    &account,
+                    ceremony.user_handle,
+                    &record,
+                )
+                .await?;
                 (account, true)
             }
             Purpose::AddTo(account_id) => {
                 store::add_passkey(&self.db, &account_id, &record).await?;
-                let (_, account) = store::user_handle(&self.db, &account_id).await?.ok_or(PasskeyError::NotFound)?;
+                let (_, account) = store::user_handle(&self.db, &account_id)
+                    .await?
+                    .ok_or(PasskeyError::NotFound)?;
                 (account, false)
             }
         };
-        crate::audit::record(&self.db, Some(&account.id), "passkey.added", &record.name, self.clock.now()).await?;
+        crate::audit::record(
+            &self.db,
+            Some(&account.id),
+            "passkey.added",
+            &record.name,
+            self.clock.now(),
+        )
+        .await?;
         Ok(Registered {
             account,
             new_account,
@@ -264,12 +323,18 @@ impl Passkeys {
     /// # Errors
     /// If the ephemeral store fails.
     pub async fn begin_signin(&self) -> Result<(String, serde_json::Value), PasskeyError> {
-        let (options, state) =
-            self.webauthn.start_discoverable_authentication().map_err(|e| PasskeyError::Rejected(e.to_string()))?;
+        let (options, state) = self
+            .webauthn
+            .start_discoverable_authentication()
+            .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
         let id = random_token(24);
-        let bytes = serde_json::to_vec(&state).map_err(|e| PasskeyError::Rejected(e.to_string()))?;
-        self.cache.put(&ceremony_key(&format!("auth:{id}")), &bytes, CEREMONY_TTL).await?;
-        let options = serde_json::to_value(&options).map_err(|e| PasskeyError::Rejected(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(&state).map_err(|e| PasskeyError::Rejected(e.to_string()))?;
+        self.cache
+            .put(&ceremony_key(&format!("auth:{id}")), &bytes, self.ttl)
+            .await?;
+        let options =
+            serde_json::to_value(&options).map_err(|e| PasskeyError::Rejected(e.to_string()))?;
         Ok((id, options))
     }
 
@@ -279,23 +344,42 @@ impl Passkeys {
     ///
     /// # Errors
     /// [`PasskeyError::Expired`] or [`PasskeyError::Rejected`].
-    pub async fn finish_signin(&self, ceremony_id: &str, credential: &PublicKeyCredential) -> Result<SignedIn, PasskeyError> {
-        let bytes = self.cache.take(&ceremony_key(&format!("auth:{ceremony_id}"))).await?.ok_or(PasskeyError::Expired)?;
-        let state: DiscoverableAuthentication = serde_json::from_slice(&bytes).map_err(|_| PasskeyError::Expired)?;
+    pub async fn finish_signin(
+        &self,
+        ceremony_id: &str,
+        credential: &PublicKeyCredential,
+    ) -> Result<SignedIn, PasskeyError> {
+        let bytes = self
+            .cache
+            .take(&ceremony_key(&format!("auth:{ceremony_id}")))
+            .await?
+            .ok_or(PasskeyError::Expired)?;
+        let state: DiscoverableAuthentication =
+            serde_json::from_slice(&bytes).map_err(|_| PasskeyError::Expired)?;
         let (user_handle, cred_id) = self
             .webauthn
             .identify_discoverable_authentication(credential)
             .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
         let cred_id = base64_url(cred_id);
-        let (account_id, mut passkey, device_bound) = store::find_passkey(&self.db, &cred_id, user_handle)
-            .await?
-            .ok_or_else(|| PasskeyError::Rejected("this passkey is not registered with Civitas".into()))?;
+        let (account_id, mut passkey, device_bound) =
+            store::find_passkey(&self.db, &cred_id, user_handle)
+                .await?
+                .ok_or_else(|| {
+                    PasskeyError::Rejected("this passkey is not registered with Civitas".into())
+                })?;
         let result = self
             .webauthn
             .finish_discoverable_authentication_v2(credential, state, &passkey)
             .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
         passkey.update_credential(&result);
-        store::record_use(&self.db, &cred_id, &passkey, result.backup_state(), self.clock.now()).await?;
+        store::record_use(
+            &self.db,
+            &cred_id,
+            &passkey,
+            result.backup_state(),
+            self.clock.now(),
+        )
+        .await?;
         Ok(SignedIn {
             account_id,
             amr: amr_for(device_bound),
@@ -315,7 +399,12 @@ impl Passkeys {
     ///
     /// # Errors
     /// [`PasskeyError::NotFound`] if it is not this account's.
-    pub async fn rename(&self, account: &AccountId, credential_id: &str, name: &str) -> Result<(), PasskeyError> {
+    pub async fn rename(
+        &self,
+        account: &AccountId,
+        credential_id: &str,
+        name: &str,
+    ) -> Result<(), PasskeyError> {
         let name = clean_name(Some(name));
         if store::rename(&self.db, account, credential_id, &name).await? {
             Ok(())
@@ -329,9 +418,20 @@ impl Passkeys {
     ///
     /// # Errors
     /// [`PasskeyError::LastPasskey`] or [`PasskeyError::NotFound`].
-    pub async fn remove(&self, account: &AccountId, credential_id: &str) -> Result<(), PasskeyError> {
+    pub async fn remove(
+        &self,
+        account: &AccountId,
+        credential_id: &str,
+    ) -> Result<(), PasskeyError> {
         store::remove(&self.db, account, credential_id).await?;
-        crate::audit::record(&self.db, Some(account), "passkey.removed", credential_id, self.clock.now()).await?;
+        crate::audit::record(
+            &self.db,
+            Some(account),
+            "passkey.removed",
+            credential_id,
+            self.clock.now(),
+        )
+        .await?;
         Ok(())
     }
 }
@@ -351,14 +451,20 @@ fn clean_name(name: Option<&str>) -> String {
         .collect::<String>()
         .trim()
         .to_owned();
-    if n.is_empty() { "Passkey".to_owned() } else { n }
+    if n.is_empty() {
+        "Passkey".to_owned()
+    } else {
+        n
+    }
 }
 
 /// Extracts the AAGUID from an attestation object (authData bytes 37..53,
 /// when attested credential data is present).
 fn aaguid(attestation_object: &[u8]) -> Option<String> {
     let value: serde_cbor_2::Value = serde_cbor_2::from_slice(attestation_object).ok()?;
-    let serde_cbor_2::Value::Map(map) = value else { return None };
+    let serde_cbor_2::Value::Map(map) = value else {
+        return None;
+    };
     let auth_data = map.iter().find_map(|(k, v)| match (k, v) {
         (serde_cbor_2::Value::Text(t), serde_cbor_2::Value::Bytes(b)) if t == "authData" => Some(b),
         _ => None,

@@ -63,7 +63,12 @@ impl NewPasskey {
             .response
             .transports
             .as_ref()
-            .map(|t| t.iter().map(|t| format!("{t:?}").to_lowercase()).collect::<Vec<_>>().join(" "))
+            .map(|t| {
+                t.iter()
+                    .map(|t| format!("{t:?}").to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .unwrap_or_default();
         Ok(Self {
             credential_id: base64_url(passkey.cred_id()),
@@ -74,13 +79,20 @@ impl NewPasskey {
             sign_count: cred["counter"].as_i64().unwrap_or(0),
             aaguid: aaguid(&response.response.attestation_object),
             transports,
-            attestation_format: cred["attestation_format"].as_str().unwrap_or("none").to_owned(),
+            attestation_format: cred["attestation_format"]
+                .as_str()
+                .unwrap_or("none")
+                .to_owned(),
             created_at: now,
         })
     }
 }
 
-async fn insert(conn: &mut sqlx::AnyConnection, account: &AccountId, p: &NewPasskey) -> Result<(), StoreError> {
+async fn insert(
+    conn: &mut sqlx::AnyConnection,
+    account: &AccountId,
+    p: &NewPasskey,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO passkeys (credential_id, account_id, name, passkey, backup_eligible, backup_state, sign_count, \
          aaguid, transports, attestation_format, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -126,13 +138,20 @@ pub(super) async fn create_account_with_passkey(
 }
 
 /// Adds a passkey to an existing account.
-pub(super) async fn add_passkey(db: &Database, account: &AccountId, passkey: &NewPasskey) -> Result<(), StoreError> {
+pub(super) async fn add_passkey(
+    db: &Database,
+    account: &AccountId,
+    passkey: &NewPasskey,
+) -> Result<(), StoreError> {
     let mut conn = db.pool().acquire().await?;
     insert(&mut conn, account, passkey).await
 }
 
 /// The account's WebAuthn user handle (created on first need) and the account.
-pub(super) async fn user_handle(db: &Database, account: &AccountId) -> Result<Option<(Uuid, Account)>, StoreError> {
+pub(super) async fn user_handle(
+    db: &Database,
+    account: &AccountId,
+) -> Result<Option<(Uuid, Account)>, StoreError> {
     let row = sqlx::query(
         "SELECT account_id, display_name, email, email_verified, created_at, user_handle FROM accounts WHERE account_id = $1",
     )
@@ -226,7 +245,10 @@ pub(super) async fn record_use(
     Ok(())
 }
 
-pub(super) async fn list(db: &Database, account: &AccountId) -> Result<Vec<PasskeyInfo>, StoreError> {
+pub(super) async fn list(
+    db: &Database,
+    account: &AccountId,
+) -> Result<Vec<PasskeyInfo>, StoreError> {
     let rows = sqlx::query(
         "SELECT credential_id, name, backup_eligible, backup_state, sign_count, aaguid, transports, created_at, \
          last_used_at FROM passkeys WHERE account_id = $1 ORDER BY created_at, credential_id",
@@ -251,13 +273,19 @@ pub(super) async fn list(db: &Database, account: &AccountId) -> Result<Vec<Passk
         .collect()
 }
 
-pub(super) async fn rename(db: &Database, account: &AccountId, credential_id: &str, name: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query("UPDATE passkeys SET name = $3 WHERE account_id = $1 AND credential_id = $2")
-        .bind(account.as_str())
-        .bind(credential_id)
-        .bind(name)
-        .execute(db.pool())
-        .await?;
+pub(super) async fn rename(
+    db: &Database,
+    account: &AccountId,
+    credential_id: &str,
+    name: &str,
+) -> Result<bool, StoreError> {
+    let done =
+        sqlx::query("UPDATE passkeys SET name = $3 WHERE account_id = $1 AND credential_id = $2")
+            .bind(account.as_str())
+            .bind(credential_id)
+            .bind(name)
+            .execute(db.pool())
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -275,7 +303,11 @@ pub async fn passkey_count(db: &Database, account: &AccountId) -> Result<i64, St
 
 /// Removes a passkey, in a transaction that refuses to remove the last one
 /// while the account has no unused recovery code.
-pub(super) async fn remove(db: &Database, account: &AccountId, credential_id: &str) -> Result<(), PasskeyError> {
+pub(super) async fn remove(
+    db: &Database,
+    account: &AccountId,
+    credential_id: &str,
+) -> Result<(), PasskeyError> {
     let mut tx = db.pool().begin().await.map_err(StoreError::from)?;
     let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM passkeys WHERE account_id = $1")
         .bind(account.as_str())
@@ -284,13 +316,15 @@ pub(super) async fn remove(db: &Database, account: &AccountId, credential_id: &s
         .map_err(StoreError::from)?
         .try_get("n")
         .map_err(StoreError::from)?;
-    let codes: i64 = sqlx::query("SELECT COUNT(*) AS n FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL")
-        .bind(account.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(StoreError::from)?
-        .try_get("n")
-        .map_err(StoreError::from)?;
+    let codes: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL",
+    )
+    .bind(account.as_str())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(StoreError::from)?
+    .try_get("n")
+    .map_err(StoreError::from)?;
     if count <= 1 && codes == 0 {
         return Err(PasskeyError::LastPasskey);
     }

@@ -40,7 +40,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "recovered" => "Your new passkey is ready, and you are signed in again.",
         "renamed" => "The passkey was renamed.",
         "removed" => "The passkey was removed.",
-        "last" => "This is your only way to sign in: add another passkey or create recovery codes first.",
+        "last" => {
+            "This is your only way to sign in: add another passkey or create recovery codes first."
+        }
         "email-sent" => "We sent a code to your email address.",
         "email-verified" => "Your email address is verified.",
         "email-bad" => "That code is not valid. Request a new one.",
@@ -56,7 +58,10 @@ fn err(e: impl Into<OAuthError>) -> PageError {
 }
 
 /// The session of a signed-in citizen, or a redirect to the sign-in page.
-async fn require_session(app: &AppState, headers: &HeaderMap) -> Result<Result<Session, Response>, PageError> {
+async fn require_session(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<Result<Session, Response>, PageError> {
     match super::authorize::current_session(app, headers).await? {
         Some(s) => Ok(Ok(s)),
         None => Ok(Err(Redirect::to("/signin").into_response())),
@@ -69,7 +74,11 @@ struct Notice {
     notice: Option<String>,
 }
 
-async fn account(State(app): State<AppState>, headers: HeaderMap, Query(q): Query<Notice>) -> Result<Response, PageError> {
+async fn account(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<Notice>,
+) -> Result<Response, PageError> {
     let session = match require_session(&app, &headers).await? {
         Ok(s) => s,
         Err(redirect) => return Ok(redirect),
@@ -79,7 +88,9 @@ async fn account(State(app): State<AppState>, headers: HeaderMap, Query(q): Quer
         .get(&session.account_id)
         .await
         .map_err(err)?
-        .ok_or_else(|| PageError::bad_request("No such account", "This account no longer exists."))?;
+        .ok_or_else(|| {
+            PageError::bad_request("No such account", "This account no longer exists.")
+        })?;
     let passkeys = app
         .passkeys
         .list(&acc.id)
@@ -87,15 +98,24 @@ async fn account(State(app): State<AppState>, headers: HeaderMap, Query(q): Quer
         .map_err(|e| PageError::Internal(e.to_string()))?
         .into_iter()
         .map(|p| pages::PasskeyRow {
-            kind: if p.synced { "synced passkey" } else { "device-bound passkey" },
+            kind: if p.synced {
+                "synced passkey"
+            } else {
+                "device-bound passkey"
+            },
             created: pages::format_time(p.created_at),
-            last_used: p.last_used_at.map_or_else(|| "never".to_owned(), pages::format_time),
+            last_used: p
+                .last_used_at
+                .map_or_else(|| "never".to_owned(), pages::format_time),
             id: p.credential_id,
             name: p.name,
         })
         .collect();
     let mut consents = Vec::new();
-    for c in crate::oidc::consent::list(&app.db, &acc.id).await.map_err(err)? {
+    for c in crate::oidc::consent::list(&app.db, &acc.id)
+        .await
+        .map_err(err)?
+    {
         let name = app
             .clients
             .get(&c.client_id)
@@ -132,12 +152,17 @@ async fn account(State(app): State<AppState>, headers: HeaderMap, Query(q): Quer
 }
 
 /// Checks the form's CSRF token and that a full (not recovery) session is there.
-async fn form_session(app: &AppState, headers: &HeaderMap, csrf_field: &str) -> Result<Result<Session, Response>, PageError> {
+async fn form_session(
+    app: &AppState,
+    headers: &HeaderMap,
+    csrf_field: &str,
+) -> Result<Result<Session, Response>, PageError> {
     if !csrf::check(&app.settings, headers, Some(csrf_field)) {
         return Err(PageError::Client {
             status: StatusCode::FORBIDDEN,
             title: "Request could not be verified",
-            message: "The form was not sent from a Civitas page. Please go back and try again.".into(),
+            message: "The form was not sent from a Civitas page. Please go back and try again."
+                .into(),
         });
     }
     match require_session(app, headers).await? {
@@ -159,18 +184,34 @@ struct PasskeyForm {
     name: Option<String>,
 }
 
-async fn rename(State(app): State<AppState>, headers: HeaderMap, axum::Form(f): axum::Form<PasskeyForm>) -> Result<Response, PageError> {
+async fn rename(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<PasskeyForm>,
+) -> Result<Response, PageError> {
     let s = match form_session(&app, &headers, &f.csrf).await? {
         Ok(s) => s,
         Err(r) => return Ok(r),
     };
-    match app.passkeys.rename(&s.account_id, &f.credential_id, f.name.as_deref().unwrap_or_default()).await {
+    match app
+        .passkeys
+        .rename(
+            &s.account_id,
+            &f.credential_id,
+            f.name.as_deref().unwrap_or_default(),
+        )
+        .await
+    {
         Ok(()) => Ok(back("renamed")),
         Err(_) => Ok(back("error")),
     }
 }
 
-async fn remove(State(app): State<AppState>, headers: HeaderMap, axum::Form(f): axum::Form<PasskeyForm>) -> Result<Response, PageError> {
+async fn remove(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<PasskeyForm>,
+) -> Result<Response, PageError> {
     let s = match form_session(&app, &headers, &f.csrf).await? {
         Ok(s) => s,
         Err(r) => return Ok(r),
@@ -202,14 +243,30 @@ async fn email_send(
         Err(r) => return Ok(r),
     };
     let window = Duration::from_secs(15 * 60);
-    let account_ok = within_limit(&app.cache, &format!("email-send:acct:{}", s.account_id.as_str()), 3, window)
-        .await
-        .map_err(err)?;
-    let ip_ok = within_limit(&app.cache, &format!("email-send:ip:{}", addr.ip()), 10, window).await.map_err(err)?;
+    let account_ok = within_limit(
+        &app.cache,
+        &format!("email-send:acct:{}", s.account_id.as_str()),
+        3,
+        window,
+    )
+    .await
+    .map_err(err)?;
+    let ip_ok = within_limit(
+        &app.cache,
+        &format!("email-send:ip:{}", addr.ip()),
+        10,
+        window,
+    )
+    .await
+    .map_err(err)?;
     if !(account_ok && ip_ok) {
         return Ok(back("rate"));
     }
-    match app.accounts.send_email_code(&app.cache, &app.mailer, &s.account_id).await {
+    match app
+        .accounts
+        .send_email_code(&app.cache, &app.mailer, &s.account_id)
+        .await
+    {
         Ok(()) => Ok(back("email-sent")),
         Err(e) => {
             tracing::warn!(error = %e, "verification code not sent");
@@ -229,44 +286,89 @@ async fn email_verify(
         Err(r) => return Ok(r),
     };
     let window = Duration::from_secs(15 * 60);
-    let ok = within_limit(&app.cache, &format!("email-verify:acct:{}", s.account_id.as_str()), 10, window)
+    let ok = within_limit(
+        &app.cache,
+        &format!("email-verify:acct:{}", s.account_id.as_str()),
+        10,
+        window,
+    )
+    .await
+    .map_err(err)?
+        && within_limit(
+            &app.cache,
+            &format!("email-verify:ip:{}", addr.ip()),
+            30,
+            window,
+        )
         .await
-        .map_err(err)?
-        && within_limit(&app.cache, &format!("email-verify:ip:{}", addr.ip()), 30, window).await.map_err(err)?;
+        .map_err(err)?;
     if !ok {
         return Ok(back("rate"));
     }
-    match app.accounts.verify_email_code(&app.cache, &s.account_id, f.code.as_deref().unwrap_or_default()).await {
+    match app
+        .accounts
+        .verify_email_code(
+            &app.cache,
+            &s.account_id,
+            f.code.as_deref().unwrap_or_default(),
+        )
+        .await
+    {
         Ok(()) => Ok(back("email-verified")),
         Err(_) => Ok(back("email-bad")),
     }
 }
 
-async fn recovery_codes(State(app): State<AppState>, headers: HeaderMap, axum::Form(f): axum::Form<CsrfForm>) -> Result<Response, PageError> {
+async fn recovery_codes(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<CsrfForm>,
+) -> Result<Response, PageError> {
     let s = match form_session(&app, &headers, &f.csrf).await? {
         Ok(s) => s,
         Err(r) => return Ok(r),
     };
-    let codes = recovery::generate(&app.db, &s.account_id, app.clock.now()).await.map_err(err)?;
+    let codes = recovery::generate(&app.db, &s.account_id, app.clock.now())
+        .await
+        .map_err(err)?;
     Ok(pages::render(&pages::RecoveryCodes { codes: &codes }))
 }
 
-async fn revoke_consent(State(app): State<AppState>, headers: HeaderMap, axum::Form(f): axum::Form<CsrfForm>) -> Result<Response, PageError> {
+async fn revoke_consent(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<CsrfForm>,
+) -> Result<Response, PageError> {
     let s = match form_session(&app, &headers, &f.csrf).await? {
         Ok(s) => s,
         Err(r) => return Ok(r),
     };
     let client_id = f.client_id.unwrap_or_default();
-    crate::oidc::consent::revoke(&app.db, &s.account_id, &client_id).await.map_err(err)?;
-    crate::audit::record(&app.db, Some(&s.account_id), "consent.revoked", &format!("stopped sharing with {client_id}"), app.clock.now())
+    crate::oidc::consent::revoke(&app.db, &s.account_id, &client_id)
         .await
         .map_err(err)?;
+    crate::audit::record(
+        &app.db,
+        Some(&s.account_id),
+        "consent.revoked",
+        &format!("stopped sharing with {client_id}"),
+        app.clock.now(),
+    )
+    .await
+    .map_err(err)?;
     Ok(back("revoked"))
 }
 
-async fn signout(State(app): State<AppState>, headers: HeaderMap, axum::Form(f): axum::Form<CsrfForm>) -> Result<Response, PageError> {
+async fn signout(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<CsrfForm>,
+) -> Result<Response, PageError> {
     if !csrf::check(&app.settings, &headers, Some(&f.csrf)) {
-        return Err(PageError::bad_request("Request could not be verified", "Please go back and try again."));
+        return Err(PageError::bad_request(
+            "Request could not be verified",
+            "Please go back and try again.",
+        ));
     }
     if let Some(cookie) = session::read(&app.settings, &headers)
         && let Some(ended) = app.sessions.end(&cookie).await.map_err(err)?
@@ -274,13 +376,20 @@ async fn signout(State(app): State<AppState>, headers: HeaderMap, axum::Form(f):
         app.oidc.session_ended(&ended).await?;
     }
     let mut res = pages::render(&pages::SignedOut { client_name: None });
-    res.headers_mut().insert(header::SET_COOKIE, session::clear(&app.settings));
+    res.headers_mut()
+        .insert(header::SET_COOKIE, session::clear(&app.settings));
     Ok(res)
 }
 
 async fn recover_page(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let (token, cookie) = csrf::token(&app.settings, &headers);
-    with_cookie(pages::render(&pages::Recover { csrf: &token, error: None }), cookie)
+    with_cookie(
+        pages::render(&pages::Recover {
+            csrf: &token,
+            error: None,
+        }),
+        cookie,
+    )
 }
 
 #[derive(Deserialize)]
@@ -297,26 +406,50 @@ async fn recover(
 ) -> Result<Response, PageError> {
     let (token, _) = csrf::token(&app.settings, &headers);
     if !csrf::check(&app.settings, &headers, Some(&f.csrf)) {
-        return Err(PageError::bad_request("Request could not be verified", "Please go back and try again."));
+        return Err(PageError::bad_request(
+            "Request could not be verified",
+            "Please go back and try again.",
+        ));
     }
     let retry = |msg: &'static str| {
-        let mut res = pages::render(&pages::Recover { csrf: &token, error: Some(msg) });
+        let mut res = pages::render(&pages::Recover {
+            csrf: &token,
+            error: Some(msg),
+        });
         *res.status_mut() = StatusCode::BAD_REQUEST;
         res
     };
-    if !within_limit(&app.cache, &format!("recover:ip:{}", addr.ip()), 10, Duration::from_secs(15 * 60))
-        .await
-        .map_err(err)?
+    if !within_limit(
+        &app.cache,
+        &format!("recover:ip:{}", addr.ip()),
+        10,
+        Duration::from_secs(15 * 60),
+    )
+    .await
+    .map_err(err)?
     {
         return Ok(retry("Too many attempts. Please wait a few minutes."));
     }
-    let Some(account) = recovery::redeem(&app.db, &f.recovery_code, app.clock.now()).await.map_err(err)? else {
-        return Ok(retry("That recovery code is not valid or was already used."));
+    let Some(account) = recovery::redeem(&app.db, &f.recovery_code, app.clock.now())
+        .await
+        .map_err(err)?
+    else {
+        return Ok(retry(
+            "That recovery code is not valid or was already used.",
+        ));
     };
     let previous = session::read(&app.settings, &headers);
-    let (_, cookie) = app.sessions.establish_recovery(account, previous.as_deref()).await.map_err(err)?;
+    let (_, cookie) = app
+        .sessions
+        .establish_recovery(account, previous.as_deref())
+        .await
+        .map_err(err)?;
     let mut res = Redirect::to("/account").into_response();
-    if let Ok(v) = HeaderValue::from_str(session::set(&app.settings, cookie.expose()).to_str().unwrap_or_default()) {
+    if let Ok(v) = HeaderValue::from_str(
+        session::set(&app.settings, cookie.expose())
+            .to_str()
+            .unwrap_or_default(),
+    ) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(res)

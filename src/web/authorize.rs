@@ -18,7 +18,6 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route(paths::AUTHORIZE, get(authorize_get).post(authorize_post))
         .route("/authorize/resume", get(resume))
-
         .route("/consent", get(consent_page).post(consent_decide))
 }
 

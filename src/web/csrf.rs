@@ -11,7 +11,11 @@ use crate::config::Settings;
 use crate::secrets::random_token;
 
 fn name(settings: &Settings) -> &'static str {
-    if settings.issuer_is_https() { "__Host-civitas_csrf" } else { "civitas_csrf" }
+    if settings.issuer_is_https() {
+        "__Host-civitas_csrf"
+    } else {
+        "civitas_csrf"
+    }
 }
 
 fn read(settings: &Settings, headers: &HeaderMap) -> Option<String> {
@@ -33,8 +37,15 @@ pub(crate) fn token(settings: &Settings, headers: &HeaderMap) -> (String, Option
         return (t, None);
     }
     let t = random_token(24);
-    let secure = if settings.issuer_is_https() { "; Secure" } else { "" };
-    let cookie = format!("{}={t}; Path=/; HttpOnly; SameSite=Strict{secure}", name(settings));
+    let secure = if settings.issuer_is_https() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{}={t}; Path=/; HttpOnly; SameSite=Strict{secure}",
+        name(settings)
+    );
     (t, HeaderValue::from_str(&cookie).ok())
 }
 

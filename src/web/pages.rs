@@ -94,15 +94,25 @@ pub(crate) fn format_time(t: crate::clock::UnixTime) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", secs / 3_600, (secs % 3_600) / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        secs / 3_600,
+        (secs % 3_600) / 60
+    )
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn times_are_formatted_as_utc_dates() {
-        assert_eq!(super::format_time(crate::clock::UnixTime(0)), "1970-01-01 00:00 UTC");
-        assert_eq!(super::format_time(crate::clock::UnixTime(1_795_000_000)), "2026-11-18 11:06 UTC");
+        assert_eq!(
+            super::format_time(crate::clock::UnixTime(0)),
+            "1970-01-01 00:00 UTC"
+        );
+        assert_eq!(
+            super::format_time(crate::clock::UnixTime(1_795_000_000)),
+            "2026-11-18 11:06 UTC"
+        );
     }
 }
 

@@ -73,7 +73,11 @@ pub(super) fn with_cookie(mut res: Response, cookie: Option<axum::http::HeaderVa
     res
 }
 
-async fn signin_page(State(app): State<AppState>, headers: HeaderMap, Query(q): Query<PageQuery>) -> Result<Response, PageError> {
+async fn signin_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, PageError> {
     if q.create.is_some() {
         return create_page(State(app), headers, Query(q)).await;
     }
@@ -83,12 +87,19 @@ async fn signin_page(State(app): State<AppState>, headers: HeaderMap, Query(q): 
         client_name: summary.as_ref().map(|(n, _)| n.as_str()),
         csrf: &token,
         auth: &q.auth,
-        login_hint: summary.as_ref().and_then(|(_, h)| h.as_deref()).unwrap_or_default(),
+        login_hint: summary
+            .as_ref()
+            .and_then(|(_, h)| h.as_deref())
+            .unwrap_or_default(),
     };
     Ok(with_cookie(pages::render(&page), cookie))
 }
 
-async fn create_page(State(app): State<AppState>, headers: HeaderMap, Query(q): Query<PageQuery>) -> Result<Response, PageError> {
+async fn create_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, PageError> {
     let summary = app.oidc.pending_summary(&q.auth).await?;
     let (token, cookie) = csrf::token(&app.settings, &headers);
     let page = pages::Create {
@@ -103,7 +114,8 @@ fn forbidden() -> ApiError {
     ApiError::Client {
         status: StatusCode::FORBIDDEN,
         code: "invalid_request",
-        description: "the request did not come from a Civitas page (CSRF token missing or wrong)".into(),
+        description: "the request did not come from a Civitas page (CSRF token missing or wrong)"
+            .into(),
         www_authenticate: None,
     }
 }
@@ -118,7 +130,13 @@ fn too_many() -> ApiError {
 }
 
 /// Checks CSRF and the per-address rate limit of `action`.
-async fn guard(app: &AppState, headers: &HeaderMap, addr: SocketAddr, action: &str, per_minute: u64) -> Result<(), ApiError> {
+async fn guard(
+    app: &AppState,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+    action: &str,
+    per_minute: u64,
+) -> Result<(), ApiError> {
     if !csrf::check(&app.settings, headers, None) {
         return Err(forbidden());
     }
@@ -132,7 +150,12 @@ async fn guard(app: &AppState, headers: &HeaderMap, addr: SocketAddr, action: &s
 /// Where the browser goes after signing in: back into the pending
 /// authorization, or to the account page.
 fn next_step(auth: Option<&str>) -> String {
-    match auth.filter(|a| !a.is_empty() && a.len() <= 64 && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')) {
+    match auth.filter(|a| {
+        !a.is_empty()
+            && a.len() <= 64
+            && a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
         Some(a) => format!("/authorize/resume?auth={a}"),
         None => "/account".to_owned(),
     }
@@ -141,12 +164,18 @@ fn next_step(auth: Option<&str>) -> String {
 /// The JSON answer that carries the next URL and sets the session cookie.
 fn signed_in(app: &AppState, cookie: &str, next: String) -> Response {
     let mut res = super::token::no_store_json(&serde_json::json!({ "next": next }));
-    res.headers_mut().append(header::SET_COOKIE, session::set(&app.settings, cookie));
+    res.headers_mut()
+        .append(header::SET_COOKIE, session::set(&app.settings, cookie));
     res
 }
 
-pub(super) async fn current(app: &AppState, headers: &HeaderMap) -> Result<Option<(String, Session)>, ApiError> {
-    let Some(cookie) = session::read(&app.settings, headers) else { return Ok(None) };
+pub(super) async fn current(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(String, Session)>, ApiError> {
+    let Some(cookie) = session::read(&app.settings, headers) else {
+        return Ok(None);
+    };
     let s = app.sessions.current(&cookie).await?;
     Ok(s.map(|s| (cookie, s)))
 }
@@ -158,7 +187,9 @@ async fn signin_begin(
 ) -> Result<Response, ApiError> {
     guard(&app, &headers, addr, "signin", 60).await?;
     let (ceremony, options) = app.passkeys.begin_signin().await?;
-    Ok(super::token::no_store_json(&serde_json::json!({ "ceremony": ceremony, "options": options })))
+    Ok(super::token::no_store_json(
+        &serde_json::json!({ "ceremony": ceremony, "options": options }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -177,7 +208,10 @@ async fn signin_finish(
 ) -> Result<Response, ApiError> {
     guard(&app, &headers, addr, "signin-finish", 60).await?;
     let req: SigninFinish = json(&headers, &body, "invalid_request")?;
-    let done = app.passkeys.finish_signin(&req.ceremony, &req.credential).await?;
+    let done = app
+        .passkeys
+        .finish_signin(&req.ceremony, &req.credential)
+        .await?;
     let previous = session::read(&app.settings, &headers);
     let (_, cookie) = app
         .sessions
@@ -190,7 +224,11 @@ async fn signin_finish(
             previous.as_deref(),
         )
         .await?;
-    Ok(signed_in(&app, cookie.expose(), next_step(req.auth.as_deref())))
+    Ok(signed_in(
+        &app,
+        cookie.expose(),
+        next_step(req.auth.as_deref()),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -203,7 +241,11 @@ struct RegisterBegin {
 
 fn valid_email(e: &str) -> bool {
     let parts: Vec<&str> = e.split('@').collect();
-    e.len() <= 200 && parts.len() == 2 && !parts[0].is_empty() && parts[1].contains('.') && !e.chars().any(char::is_whitespace)
+    e.len() <= 200
+        && parts.len() == 2
+        && !parts[0].is_empty()
+        && parts[1].contains('.')
+        && !e.chars().any(char::is_whitespace)
 }
 
 async fn register_begin(
@@ -217,13 +259,23 @@ async fn register_begin(
     let purpose = match current(&app, &headers).await? {
         Some((_, s)) => Purpose::AddTo(s.account_id),
         None => {
-            let name = req.display_name.as_deref().map(str::trim).unwrap_or_default();
+            let name = req
+                .display_name
+                .as_deref()
+                .map(str::trim)
+                .unwrap_or_default();
             let email = req.email.as_deref().map(str::trim).unwrap_or_default();
             if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-                return Err(ApiError::bad_request("invalid_request", "please give your name (at most 100 characters)"));
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    "please give your name (at most 100 characters)",
+                ));
             }
             if !valid_email(email) {
-                return Err(ApiError::bad_request("invalid_request", "please give a valid email address"));
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    "please give a valid email address",
+                ));
             }
             Purpose::NewAccount {
                 display_name: name.to_owned(),
@@ -232,7 +284,9 @@ async fn register_begin(
         }
     };
     let (ceremony, options) = app.passkeys.begin_registration(purpose).await?;
-    Ok(super::token::no_store_json(&serde_json::json!({ "ceremony": ceremony, "options": options })))
+    Ok(super::token::no_store_json(
+        &serde_json::json!({ "ceremony": ceremony, "options": options }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -257,7 +311,12 @@ async fn register_finish(
     let acting = session.as_ref().map(|(_, s)| s.account_id.clone());
     let done = app
         .passkeys
-        .finish_registration(&req.ceremony, &req.credential, req.name.as_deref(), acting.as_ref())
+        .finish_registration(
+            &req.ceremony,
+            &req.credential,
+            req.name.as_deref(),
+            acting.as_ref(),
+        )
         .await?;
     let restricted = session.as_ref().is_some_and(|(_, s)| s.restricted);
     if done.new_account || restricted {
@@ -274,8 +333,14 @@ async fn register_finish(
                 previous,
             )
             .await?;
-        let next = if done.new_account { next_step(req.auth.as_deref()) } else { "/account?notice=recovered".to_owned() };
+        let next = if done.new_account {
+            next_step(req.auth.as_deref())
+        } else {
+            "/account?notice=recovered".to_owned()
+        };
         return Ok(signed_in(&app, cookie.expose(), next));
     }
-    Ok(super::token::no_store_json(&serde_json::json!({ "next": "/account?notice=added" })))
+    Ok(super::token::no_store_json(
+        &serde_json::json!({ "next": "/account?notice=added" }),
+    ))
 }

@@ -186,14 +186,22 @@ impl TestEnv {
     /// Settings for an instance of this environment listening on `port`, with
     /// `extra` TOML appended.
     pub fn settings(&self, port: u16, extra: &str) -> Settings {
+        self.settings_for(&format!("http://localhost:{port}"), port, extra)
+    }
+
+    /// Settings for an instance on `port` that serves `issuer` (instances
+    /// behind one load balancer share the public issuer URL).
+    pub fn settings_for(&self, issuer: &str, port: u16, extra: &str) -> Settings {
         let toml = format!(
-            "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\ndatabase_url = {:?}\n\
-             cache_url = {:?}\ncache_prefix = {:?}\nkeys_dir = {:?}\nregistration_token = {:?}\n{extra}",
+            "issuer = \"{issuer}\"\nlisten = \"127.0.0.1:{port}\"\ndatabase_url = {:?}\n\
+             cache_url = {:?}\ncache_prefix = {:?}\nkeys_dir = {:?}\nregistration_token = {:?}\n\
+             mail.outbox_dir = {:?}\n{extra}",
             self.database_url,
             self.cache_url,
             self.cache_prefix,
             self.keys_dir().display().to_string(),
             REGISTRATION_TOKEN,
+            self.dir.path().join("outbox").display().to_string(),
         );
         Settings::from_toml(&toml).expect("test settings")
     }
@@ -205,16 +213,35 @@ impl TestEnv {
 
     /// Starts an instance with a given clock and extra settings.
     pub async fn spawn_with(self: &Arc<Self>, clock: SharedClock, extra: &str) -> TestApp {
+        self.spawn_serving(None, clock, extra).await
+    }
+
+    /// Starts another instance of the service whose public issuer is
+    /// `issuer`, as behind a load balancer; it listens on a port of its own.
+    pub async fn spawn_behind(self: &Arc<Self>, issuer: &str) -> TestApp {
+        self.spawn_serving(Some(issuer), Arc::new(SystemClock), "")
+            .await
+    }
+
+    async fn spawn_serving(
+        self: &Arc<Self>,
+        issuer: Option<&str>,
+        clock: SharedClock,
+        extra: &str,
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
         let port = listener.local_addr().expect("local address").port();
-        let settings = self.settings(port, extra);
+        let settings = match issuer {
+            Some(i) => self.settings_for(i, port, extra),
+            None => self.settings(port, extra),
+        };
         let server = civitas::startup::start_on(listener, settings, clock)
             .await
             .expect("start Civitas");
         TestApp {
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("http://localhost:{port}"),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

@@ -3,8 +3,10 @@
 
 mod helpers;
 
+mod authenticator;
 mod bad_input;
 mod binary;
+mod browser_session;
 mod discovery;
 mod ephemeral_contract;
 mod keys;
@@ -12,6 +14,7 @@ mod layering;
 mod logout;
 mod machine;
 mod oidc;
+mod passkeys;
 mod registration;
 mod rp;
 mod scale_out;
