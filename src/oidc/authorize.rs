@@ -118,6 +118,8 @@ pub struct ConsentRequest {
     pub scopes: Vec<(String, &'static str)>,
     /// Individual claims asked for.
     pub claims: Vec<String>,
+    /// Where the answer goes (the consent form's CSP must allow it).
+    pub redirect_uri: String,
 }
 
 /// What the authorization endpoint decides.
@@ -563,6 +565,7 @@ impl Provider {
                 .map(|s| (s.to_owned(), describe_scope(s)))
                 .collect(),
             claims,
+            redirect_uri: pending.redirect_uri.clone(),
         }
     }
 

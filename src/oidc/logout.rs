@@ -49,6 +49,8 @@ pub enum LogoutOutcome {
         csrf: String,
         /// Who asked, if known.
         client_name: Option<String>,
+        /// Where the browser goes after confirming, if anywhere.
+        redirect: Option<String>,
     },
     /// Signed out (or was not signed in): redirect or show the signed-out page.
     Done(PostLogout),
@@ -144,6 +146,7 @@ impl Provider {
         let handle = random_token(24);
         let csrf = random_token(24);
         let client_name = after.client_name.clone();
+        let redirect = after.redirect.clone();
         let pending = PendingLogout {
             csrf: csrf.clone(),
             after,
@@ -162,6 +165,7 @@ impl Provider {
             handle,
             csrf,
             client_name,
+            redirect,
         })
     }
 

@@ -119,15 +119,38 @@ fn respond(outcome: Outcome) -> Response {
             }
             Redirect::to(&to).into_response()
         }
-        Outcome::Consent(c) => pages::render(&pages::Consent {
-            client_name: &c.client_name,
-            client_uri: c.client_uri.as_deref(),
-            scopes: &c.scopes,
-            claims: &c.claims,
-            handle: &c.handle,
-            csrf: &c.csrf,
-        }),
+        Outcome::Consent(c) => allow_form_target(
+            pages::render(&pages::Consent {
+                client_name: &c.client_name,
+                client_uri: c.client_uri.as_deref(),
+                scopes: &c.scopes,
+                claims: &c.claims,
+                handle: &c.handle,
+                csrf: &c.csrf,
+            }),
+            Some(&c.redirect_uri),
+        ),
     }
+}
+
+/// The page's policy, with `form-action` also allowing the origin of
+/// `target`: browsers apply `form-action` to the redirect that follows a form
+/// submission, and the consent and logout forms end at the client.
+pub(super) fn allow_form_target(mut res: Response, target: Option<&str>) -> Response {
+    let origin = target
+        .and_then(|t| url::Url::parse(t).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null");
+    if let Some(origin) = origin {
+        let csp = format!(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             form-action 'self' {origin}; frame-ancestors 'none'; base-uri 'none'"
+        );
+        if let Ok(v) = HeaderValue::from_str(&csp) {
+            res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
+    res
 }
 
 /// Sends a response to the client's redirect URI, by redirect or form post.

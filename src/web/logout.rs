@@ -52,11 +52,15 @@ async fn end_session(
             handle,
             csrf,
             client_name,
-        } => Ok(pages::render(&pages::LogoutConfirm {
-            client_name: client_name.as_deref(),
-            handle: &handle,
-            csrf: &csrf,
-        })),
+            redirect,
+        } => Ok(super::authorize::allow_form_target(
+            pages::render(&pages::LogoutConfirm {
+                client_name: client_name.as_deref(),
+                handle: &handle,
+                csrf: &csrf,
+            }),
+            redirect.as_deref(),
+        )),
         LogoutOutcome::Done(after) => sign_out(app, headers, &after).await,
     }
 }

@@ -6,6 +6,7 @@ mod helpers;
 mod authenticator;
 mod bad_input;
 mod binary;
+mod browser_e2e;
 mod browser_session;
 mod discovery;
 mod ephemeral_contract;
