@@ -561,3 +561,39 @@ async fn a_ceremony_started_on_one_instance_finishes_on_another() {
         (400, Some("expired_ceremony"))
     );
 }
+
+async fn ceremonies_are_rate_limited_and_consents_revocable_from_the_account_page(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else { return };
+    let mut key = SoftAuthenticator::new(&app.base, false);
+    let mut b = Browser::new(&app);
+    b.create_account(&mut key, "Cai", "cai@example.eu", None).await;
+    // Consent to a portal, see it on the account page, withdraw it there.
+    let rp = app.portal(json!({})).await;
+    let (q, _) = app.auth_query(&rp, "openid", "");
+    let consent = b.page(&format!("/authorize?{q}")).await;
+    let csrf = crate::rp::hidden(&consent, "csrf");
+    let auth = crate::rp::hidden(&consent, "auth");
+    let saved = std::mem::replace(&mut b.csrf, csrf);
+    b.post_form("/consent", &[("auth", &auth), ("decision", "allow")]).await;
+    b.csrf = saved;
+    let page = b.page("/account").await;
+    assert!(page.contains("Stop sharing with Permit portal"), "{page}");
+    let res = b.post_form("/account/consents/revoke", &[("client_id", &rp.client_id)]).await;
+    assert!(res.headers()["location"].to_str().unwrap().ends_with("notice=revoked"));
+    assert!(!b.page("/account").await.contains("Stop sharing with Permit portal"));
+    let (q, _) = app.auth_query(&rp, "openid", "&prompt=none");
+    let location = b.get(&format!("/authorize?{q}")).await.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("error=consent_required"), "{location}");
+
+    // Sixty sign-in ceremonies a minute per address, then 429.
+    let mut c = Browser::new(&app);
+    c.page("/signin").await;
+    let mut statuses = Vec::new();
+    for _ in 0..61 {
+        statuses.push(c.post_json("/passkeys/signin/begin", &json!({})).await.0);
+    }
+    assert!(statuses[..60].iter().all(|s| *s == 200));
+    assert_eq!(statuses[60], 429);
+}
+
+on_both_stacks!(ceremonies_are_rate_limited_and_consents_revocable_from_the_account_page);
