@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -57,14 +57,35 @@ fn err(e: impl Into<OAuthError>) -> PageError {
     PageError::from(e.into())
 }
 
+/// Why an account action stops early: an error page, or a redirect (to the
+/// sign-in page, or back to the account page).
+struct Stop(Response);
+
+impl From<PageError> for Stop {
+    fn from(e: PageError) -> Self {
+        Self(e.into_response())
+    }
+}
+
+impl From<OAuthError> for Stop {
+    fn from(e: OAuthError) -> Self {
+        Self(PageError::from(e).into_response())
+    }
+}
+
+impl IntoResponse for Stop {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+type Answer = Result<Response, Stop>;
+
 /// The session of a signed-in citizen, or a redirect to the sign-in page.
-async fn require_session(
-    app: &AppState,
-    headers: &HeaderMap,
-) -> Result<Result<Session, Response>, PageError> {
+async fn require_session(app: &AppState, headers: &HeaderMap) -> Result<Session, Stop> {
     match super::authorize::current_session(app, headers).await? {
-        Some(s) => Ok(Ok(s)),
-        None => Ok(Err(Redirect::to("/signin").into_response())),
+        Some(s) => Ok(s),
+        None => Err(Stop(Redirect::to("/signin").into_response())),
     }
 }
 
@@ -78,11 +99,8 @@ async fn account(
     State(app): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<Notice>,
-) -> Result<Response, PageError> {
-    let session = match require_session(&app, &headers).await? {
-        Ok(s) => s,
-        Err(redirect) => return Ok(redirect),
-    };
+) -> Answer {
+    let session = require_session(&app, &headers).await?;
     let acc = app
         .accounts
         .get(&session.account_id)
@@ -156,20 +174,21 @@ async fn form_session(
     app: &AppState,
     headers: &HeaderMap,
     csrf_field: &str,
-) -> Result<Result<Session, Response>, PageError> {
+) -> Result<Session, Stop> {
     if !csrf::check(&app.settings, headers, Some(csrf_field)) {
         return Err(PageError::Client {
             status: StatusCode::FORBIDDEN,
             title: "Request could not be verified",
             message: "The form was not sent from a Civitas page. Please go back and try again."
                 .into(),
-        });
+        }
+        .into());
     }
-    match require_session(app, headers).await? {
-        Ok(s) if !s.restricted => Ok(Ok(s)),
-        Ok(_) => Ok(Err(Redirect::to("/account").into_response())),
-        Err(r) => Ok(Err(r)),
+    let session = require_session(app, headers).await?;
+    if session.restricted {
+        return Err(Stop(Redirect::to("/account").into_response()));
     }
+    Ok(session)
 }
 
 fn back(notice: &str) -> Response {
@@ -188,11 +207,8 @@ async fn rename(
     State(app): State<AppState>,
     headers: HeaderMap,
     axum::Form(f): axum::Form<PasskeyForm>,
-) -> Result<Response, PageError> {
-    let s = match form_session(&app, &headers, &f.csrf).await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+) -> Answer {
+    let s = form_session(&app, &headers, &f.csrf).await?;
     match app
         .passkeys
         .rename(
@@ -211,11 +227,8 @@ async fn remove(
     State(app): State<AppState>,
     headers: HeaderMap,
     axum::Form(f): axum::Form<PasskeyForm>,
-) -> Result<Response, PageError> {
-    let s = match form_session(&app, &headers, &f.csrf).await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+) -> Answer {
+    let s = form_session(&app, &headers, &f.csrf).await?;
     match app.passkeys.remove(&s.account_id, &f.credential_id).await {
         Ok(()) => Ok(back("removed")),
         Err(crate::passkeys::PasskeyError::LastPasskey) => Ok(back("last")),
@@ -237,11 +250,8 @@ async fn email_send(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     axum::Form(f): axum::Form<CsrfForm>,
-) -> Result<Response, PageError> {
-    let s = match form_session(&app, &headers, &f.csrf).await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+) -> Answer {
+    let s = form_session(&app, &headers, &f.csrf).await?;
     let window = Duration::from_secs(15 * 60);
     let account_ok = within_limit(
         &app.cache,
@@ -280,11 +290,8 @@ async fn email_verify(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     axum::Form(f): axum::Form<CsrfForm>,
-) -> Result<Response, PageError> {
-    let s = match form_session(&app, &headers, &f.csrf).await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+) -> Answer {
+    let s = form_session(&app, &headers, &f.csrf).await?;
     let window = Duration::from_secs(15 * 60);
     let ok = within_limit(
         &app.cache,
@@ -323,11 +330,8 @@ async fn recovery_codes(
     State(app): State<AppState>,
     headers: HeaderMap,
     axum::Form(f): axum::Form<CsrfForm>,
-) -> Result<Response, PageError> {
-    let s = match form_session(&app, &headers, &f.csrf).await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+) -> Answer {
+    let s = form_session(&app, &headers, &f.csrf).await?;
     let codes = recovery::generate(&app.db, &s.account_id, app.clock.now())
         .await
         .map_err(err)?;
@@ -338,11 +342,8 @@ async fn revoke_consent(
     State(app): State<AppState>,
     headers: HeaderMap,
     axum::Form(f): axum::Form<CsrfForm>,
-) -> Result<Response, PageError> {
-    let s = match form_session(&app, &headers, &f.csrf).await? {
-        Ok(s) => s,
-        Err(r) => return Ok(r),
-    };
+) -> Answer {
+    let s = form_session(&app, &headers, &f.csrf).await?;
     let client_id = f.client_id.unwrap_or_default();
     crate::oidc::consent::revoke(&app.db, &s.account_id, &client_id)
         .await
@@ -363,12 +364,13 @@ async fn signout(
     State(app): State<AppState>,
     headers: HeaderMap,
     axum::Form(f): axum::Form<CsrfForm>,
-) -> Result<Response, PageError> {
+) -> Answer {
     if !csrf::check(&app.settings, &headers, Some(&f.csrf)) {
         return Err(PageError::bad_request(
             "Request could not be verified",
             "Please go back and try again.",
-        ));
+        )
+        .into());
     }
     if let Some(cookie) = session::read(&app.settings, &headers)
         && let Some(ended) = app.sessions.end(&cookie).await.map_err(err)?
@@ -403,13 +405,14 @@ async fn recover(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     axum::Form(f): axum::Form<RecoverForm>,
-) -> Result<Response, PageError> {
+) -> Answer {
     let (token, _) = csrf::token(&app.settings, &headers);
     if !csrf::check(&app.settings, &headers, Some(&f.csrf)) {
         return Err(PageError::bad_request(
             "Request could not be verified",
             "Please go back and try again.",
-        ));
+        )
+        .into());
     }
     let retry = |msg: &'static str| {
         let mut res = pages::render(&pages::Recover {
@@ -445,12 +448,9 @@ async fn recover(
         .await
         .map_err(err)?;
     let mut res = Redirect::to("/account").into_response();
-    if let Ok(v) = HeaderValue::from_str(
-        session::set(&app.settings, cookie.expose())
-            .to_str()
-            .unwrap_or_default(),
-    ) {
-        res.headers_mut().insert(header::SET_COOKIE, v);
-    }
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        session::set(&app.settings, cookie.expose()),
+    );
     Ok(res)
 }

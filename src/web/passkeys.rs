@@ -59,10 +59,16 @@ impl From<PasskeyError> for ApiError {
 
 #[derive(Deserialize, Default)]
 pub(super) struct PageQuery {
-    #[serde(default)]
+    /// The pending request's handle; anything else is dropped.
+    #[serde(default, deserialize_with = "handle_or_empty")]
     auth: String,
     #[serde(default)]
     create: Option<String>,
+}
+
+fn handle_or_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    Ok(if is_handle(&s) { s } else { String::new() })
 }
 
 /// Adds the CSRF cookie, if new, to a page.
@@ -147,15 +153,18 @@ async fn guard(
     Ok(())
 }
 
+/// Is `a` shaped like a pending-request handle (base64url, short)?
+fn is_handle(a: &str) -> bool {
+    !a.is_empty()
+        && a.len() <= 64
+        && a.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Where the browser goes after signing in: back into the pending
 /// authorization, or to the account page.
 fn next_step(auth: Option<&str>) -> String {
-    match auth.filter(|a| {
-        !a.is_empty()
-            && a.len() <= 64
-            && a.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    }) {
+    match auth.filter(|a| is_handle(a)) {
         Some(a) => format!("/authorize/resume?auth={a}"),
         None => "/account".to_owned(),
     }

@@ -563,10 +563,13 @@ async fn a_ceremony_started_on_one_instance_finishes_on_another() {
 }
 
 async fn ceremonies_are_rate_limited_and_consents_revocable_from_the_account_page(stack: Stack) {
-    let Some(app) = TestApp::spawn(stack).await else { return };
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
     let mut key = SoftAuthenticator::new(&app.base, false);
     let mut b = Browser::new(&app);
-    b.create_account(&mut key, "Cai", "cai@example.eu", None).await;
+    b.create_account(&mut key, "Cai", "cai@example.eu", None)
+        .await;
     // Consent to a portal, see it on the account page, withdraw it there.
     let rp = app.portal(json!({})).await;
     let (q, _) = app.auth_query(&rp, "openid", "");
@@ -574,15 +577,30 @@ async fn ceremonies_are_rate_limited_and_consents_revocable_from_the_account_pag
     let csrf = crate::rp::hidden(&consent, "csrf");
     let auth = crate::rp::hidden(&consent, "auth");
     let saved = std::mem::replace(&mut b.csrf, csrf);
-    b.post_form("/consent", &[("auth", &auth), ("decision", "allow")]).await;
+    b.post_form("/consent", &[("auth", &auth), ("decision", "allow")])
+        .await;
     b.csrf = saved;
     let page = b.page("/account").await;
     assert!(page.contains("Stop sharing with Permit portal"), "{page}");
-    let res = b.post_form("/account/consents/revoke", &[("client_id", &rp.client_id)]).await;
-    assert!(res.headers()["location"].to_str().unwrap().ends_with("notice=revoked"));
-    assert!(!b.page("/account").await.contains("Stop sharing with Permit portal"));
+    let res = b
+        .post_form("/account/consents/revoke", &[("client_id", &rp.client_id)])
+        .await;
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("notice=revoked")
+    );
+    assert!(
+        !b.page("/account")
+            .await
+            .contains("Stop sharing with Permit portal")
+    );
     let (q, _) = app.auth_query(&rp, "openid", "&prompt=none");
-    let location = b.get(&format!("/authorize?{q}")).await.headers()["location"].to_str().unwrap().to_owned();
+    let location = b.get(&format!("/authorize?{q}")).await.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(location.contains("error=consent_required"), "{location}");
 
     // Sixty sign-in ceremonies a minute per address, then 429.
