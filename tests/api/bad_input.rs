@@ -7,8 +7,12 @@ use crate::helpers::{REGISTRATION_TOKEN, Stack, TestApp};
 use crate::on_both_stacks;
 
 async fn post_register(app: &TestApp, content_type: &str, body: Vec<u8>) -> (u16, Value) {
-    let res = app
-        .http
+    // No connection reuse: a refused 1 MB body closes its connection.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let res = fresh
         .post(app.url("/register"))
         .bearer_auth(REGISTRATION_TOKEN)
         .header("content-type", content_type)
@@ -176,6 +180,12 @@ async fn every_protocol_endpoint_answers_malformed_input_with_a_4xx(stack: Stack
         ("1 MB", big.clone()),
         ("empty", Vec::new()),
     ];
+    // No connection reuse: a server that refuses a 1 MB body closes the
+    // connection, and the next request must not inherit it.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     for endpoint in [
         "/token",
         "/introspect",
@@ -187,8 +197,7 @@ async fn every_protocol_endpoint_answers_malformed_input_with_a_4xx(stack: Stack
         "/logout/confirm",
     ] {
         for (what, body) in &bodies {
-            let sent = app
-                .http
+            let sent = fresh
                 .post(app.url(endpoint))
                 .basic_auth(&rp.client_id, rp.secret.as_deref())
                 .header("content-type", form)
