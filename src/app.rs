@@ -74,6 +74,8 @@ pub struct Civitas {
     pub passkeys: crate::passkeys::Passkeys,
     /// Outgoing mail.
     pub mailer: crate::mail::Mailer,
+    /// Keys of the eID binding table.
+    pub eid_keys: crate::eid::EidKeys,
     discovery: Bytes,
 }
 
@@ -129,9 +131,11 @@ impl Civitas {
             clock.clone(),
         )?;
         let mailer = crate::mail::Mailer::from_settings(&settings.mail)?;
+        let eid_keys = crate::eid::EidKeys::load(&db, clock.now()).await?;
         Ok(Self {
             passkeys,
             mailer,
+            eid_keys,
             clients,
             accounts,
             sessions,

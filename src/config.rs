@@ -122,6 +122,9 @@ pub struct SessionSettings {
     /// No session outlives this, however active. Default 12 hours.
     #[serde(with = "duration")]
     pub absolute_timeout: Duration,
+    /// Idle timeout of a session at level of assurance high. Default 15 minutes.
+    #[serde(with = "duration")]
+    pub idle_timeout_high: Duration,
 }
 
 impl Default for SessionSettings {
@@ -129,6 +132,7 @@ impl Default for SessionSettings {
         Self {
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 3_600),
+            idle_timeout_high: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -345,6 +349,14 @@ impl Settings {
             return Err(invalid(
                 "tokens.authorization_code_ttl",
                 "must be between 1 and 60 seconds",
+            ));
+        }
+        if self.passkeys.ceremony_timeout.is_zero()
+            || self.passkeys.ceremony_timeout > Duration::from_secs(3_600)
+        {
+            return Err(invalid(
+                "passkeys.ceremony_timeout",
+                "must be between 1 second and 1 hour",
             ));
         }
         if let Some(token) = &self.registration_token

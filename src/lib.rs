@@ -17,11 +17,13 @@
 
 pub mod accounts;
 pub mod app;
+pub mod assurance;
 pub mod audit;
 pub mod cli;
 pub mod clients;
 pub mod clock;
 pub mod config;
+pub mod eid;
 pub mod ephemeral;
 pub mod keys;
 pub mod mail;

@@ -102,6 +102,20 @@ impl SecretHash {
     }
 }
 
+/// `N` random bytes from the OS CSPRNG.
+///
+/// # Panics
+/// As [`random_token`]: only if the operating system's random source fails.
+#[must_use]
+#[allow(clippy::panic)]
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    if let Err(e) = getrandom::fill(&mut buf) {
+        panic!("the operating system's random source failed: {e}");
+    }
+    buf
+}
+
 /// `bytes` random bytes from the OS CSPRNG, base64url without padding.
 ///
 /// # Panics

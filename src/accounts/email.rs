@@ -45,8 +45,7 @@ fn key(account: &AccountId) -> Key {
 }
 
 fn six_digits() -> String {
-    let mut b = [0u8; 4];
-    let _ = getrandom::fill(&mut b);
+    let b: [u8; 4] = crate::secrets::random_bytes();
     format!("{:06}", u32::from_be_bytes(b) % 1_000_000)
 }
 
@@ -117,7 +116,8 @@ impl Accounts {
         }
         pending.attempts += 1;
         if pending.attempts < MAX_ATTEMPTS {
-            // Put it back for the remaining attempts (its window restarts short).
+            // Put it back for the remaining attempts (with a fresh window; the
+            // attempt count, not the time, bounds the guessing).
             cache
                 .put(
                     &key(account),

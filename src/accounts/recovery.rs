@@ -17,8 +17,7 @@ const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 /// A fresh code: 16 characters from a 32-letter alphabet (80 bits), in
 /// groups of four for reading aloud.
 fn new_code() -> String {
-    let mut raw = [0u8; 16];
-    let _ = getrandom::fill(&mut raw);
+    let raw: [u8; 16] = crate::secrets::random_bytes();
     let chars: Vec<char> = raw
         .iter()
         .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)

@@ -166,6 +166,9 @@ pub struct ClientMetadata {
     /// sector of the client's pairwise subjects (OIDC Core §8.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sector_identifier_uri: Option<String>,
+    /// Levels of assurance required when a request names none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_acr_values: Vec<String>,
     /// Web or native.
     pub application_type: ApplicationType,
     /// Software identifier chosen by the developer.
@@ -200,6 +203,7 @@ pub struct MetadataRequest {
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: Option<bool>,
     sector_identifier_uri: Option<String>,
+    default_acr_values: Option<Vec<String>>,
     application_type: Option<String>,
     software_id: Option<String>,
     software_version: Option<String>,
@@ -491,6 +495,15 @@ impl MetadataRequest {
                     .into(),
             ));
         }
+        let default_acr_values = self.default_acr_values.unwrap_or_default();
+        if let Some(bad) = default_acr_values
+            .iter()
+            .find(|v| crate::assurance::Level::parse(v).is_none())
+        {
+            return Err(ClientError::InvalidMetadata(format!(
+                "default_acr_values: `{bad}` is not low, substantial, high or their eIDAS URIs"
+            )));
+        }
         let contacts = self.contacts.unwrap_or_default();
         if contacts.len() > 10
             || contacts
@@ -522,6 +535,7 @@ impl MetadataRequest {
                 .backchannel_logout_session_required
                 .unwrap_or(false),
             sector_identifier_uri,
+            default_acr_values,
             application_type,
             software_id: text("software_id", self.software_id)?,
             software_version: text("software_version", self.software_version)?,

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::params::{ClaimsRequest, Params, Prompt, Repeated, Scope};
 use super::{OAuthError, Provider, consent, grants};
 use crate::accounts::AccountId;
+use crate::assurance::{self, Level};
 use crate::clients::{Client, GrantType};
 use crate::clock::UnixTime;
 use crate::ephemeral::{Ephemeral as _, Key, Namespace};
@@ -75,6 +76,9 @@ pub struct PendingAuthorization {
     pub stale_sid: Option<String>,
     /// Anti-forgery token of the consent form.
     pub csrf: String,
+    /// The minimum level of assurance the request demands, if any.
+    #[serde(default)]
+    pub required_acr: Option<String>,
 }
 
 /// An authorization response (success or error) for the client.
@@ -122,6 +126,26 @@ pub struct ConsentRequest {
     pub redirect_uri: String,
 }
 
+/// The session's level of assurance is below what the request demands.
+#[derive(Debug, Clone)]
+pub struct StepUp {
+    /// The pending request's handle.
+    pub handle: String,
+    /// Anti-forgery token of the cancel form.
+    pub csrf: String,
+    /// The client's display name.
+    pub client_name: String,
+    /// Where a cancel goes (the form's CSP must allow it).
+    pub redirect_uri: String,
+    /// The level demanded.
+    pub required: Level,
+    /// The level the session reached.
+    pub achieved: Level,
+    /// Would signing in with a device-bound passkey reach the demand (the
+    /// identity proofing already suffices)?
+    pub passkey_would_help: bool,
+}
+
 /// What the authorization endpoint decides.
 #[derive(Debug)]
 pub enum Outcome {
@@ -145,6 +169,8 @@ pub enum Outcome {
     },
     /// Show the consent page.
     Consent(ConsentRequest),
+    /// Offer a step-up: the session is below the demanded level.
+    StepUp(StepUp),
 }
 
 /// A code, as stored until redeemed.
@@ -384,6 +410,20 @@ impl Provider {
                 }
             },
         };
+        let acr_values: Vec<String> = params
+            .get("acr_values")
+            .map(|v| {
+                v.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let required_acr =
+            match assurance::required(&acr_values, &claims, &client.metadata.default_acr_values) {
+                Ok(level) => level.map(|l| l.alias().to_owned()),
+                Err(e) => return fail("invalid_request", &e.to_string()),
+            };
         let pending = PendingAuthorization {
             client_id,
             redirect_uri,
@@ -407,6 +447,7 @@ impl Provider {
                 .then(|| session.as_ref().map(|s| s.sid.clone()))
                 .flatten(),
             csrf: random_token(24),
+            required_acr,
         };
         self.proceed(pending, None, &client, session).await
     }
@@ -519,6 +560,49 @@ impl Provider {
                 create,
             });
         };
+        // OIDC Core §3.1.2.1 (acr_values) and §5.5.1.1 (essential acr): never
+        // a token below the demanded level.
+        if let Some(required) = pending.required_acr.as_deref().and_then(Level::parse) {
+            let achieved = Level::parse(&session.acr).unwrap_or(Level::Low);
+            if achieved < required {
+                if pending.prompt.none {
+                    return self
+                        .finish_with_error(
+                            &pending,
+                            handle,
+                            "unmet_authentication_requirements",
+                            "the level of assurance is not met",
+                        )
+                        .await;
+                }
+                let proofing = crate::eid::proofing_level(&self.db, &session.account_id).await?;
+                let mut pending = pending;
+                // Only a new sign-in can raise the level.
+                pending.stale_sid = Some(session.sid.clone());
+                let handle = match handle {
+                    Some(h) => {
+                        let bytes = serde_json::to_vec(&pending)
+                            .map_err(|e| OAuthError::Internal(e.to_string()))?;
+                        self.cache.put(&pending_key(h), &bytes, PENDING_TTL).await?;
+                        h.to_owned()
+                    }
+                    None => self.keep_pending(&pending, None).await?,
+                };
+                return Ok(Outcome::StepUp(StepUp {
+                    handle,
+                    csrf: pending.csrf.clone(),
+                    client_name: client
+                        .metadata
+                        .client_name
+                        .clone()
+                        .unwrap_or_else(|| client.client_id.to_string()),
+                    redirect_uri: pending.redirect_uri.clone(),
+                    required,
+                    achieved,
+                    passkey_would_help: Level::achieved(proofing, true) >= required,
+                }));
+            }
+        }
         let claims: Vec<String> = pending.claims.names().map(str::to_owned).collect();
         let consented = client.first_party
             || consent::get(&self.db, &session.account_id, client.client_id.as_str())
@@ -627,6 +711,28 @@ impl Provider {
             mode,
             params,
         }
+    }
+
+    /// The citizen gave up on reaching the demanded level: the client gets
+    /// `unmet_authentication_requirements` (OpenID Connect Unmet
+    /// Authentication Requirements 1.0), never a token at a lower level.
+    pub async fn cancel_step_up(&self, handle: &str, csrf: &str) -> Result<Outcome, OAuthError> {
+        let Some(pending) = self.load_pending(handle).await? else {
+            return Ok(expired_request());
+        };
+        if !Secret::new(pending.csrf.clone()).matches(csrf) {
+            return Ok(refused(
+                "Request could not be verified",
+                "Please start again from the service.",
+            ));
+        }
+        self.finish_with_error(
+            &pending,
+            Some(handle),
+            "unmet_authentication_requirements",
+            "the citizen could not reach the required level of assurance",
+        )
+        .await
     }
 
     /// The consent page's content for a pending request, if the session can consent.

@@ -110,6 +110,32 @@ pub async fn list(db: &Database, account: &AccountId) -> Result<Vec<Consent>, St
     rows.iter().map(from_row).collect()
 }
 
+/// Withdraws the consent `account` gave `client` and revokes every grant
+/// (refresh and access tokens) made under it; `true` if there was one.
+///
+/// # Errors
+/// If the database fails.
+pub async fn withdraw(
+    db: &Database,
+    account: &AccountId,
+    client_id: &str,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    let had = revoke(db, account, client_id).await?;
+    if had {
+        super::grants::revoke_for_client(db, account, client_id, now).await?;
+        crate::audit::record(
+            db,
+            Some(account),
+            "consent.revoked",
+            &format!("stopped sharing with {client_id}"),
+            now,
+        )
+        .await?;
+    }
+    Ok(had)
+}
+
 /// Withdraws the consent `account` gave `client`; `true` if there was one.
 /// The next authorization request of that client asks again.
 ///

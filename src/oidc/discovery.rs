@@ -57,6 +57,7 @@ pub struct ProviderMetadata {
     code_challenge_methods_supported: Vec<&'static str>,
     scopes_supported: Vec<&'static str>,
     claims_supported: Vec<&'static str>,
+    acr_values_supported: Vec<&'static str>,
     prompt_values_supported: Vec<&'static str>,
     introspection_endpoint_auth_methods_supported: Vec<&'static str>,
     revocation_endpoint_auth_methods_supported: Vec<&'static str>,
@@ -127,6 +128,10 @@ impl ProviderMetadata {
             ]
             .concat(),
             prompt_values_supported: vec!["none", "login", "consent", "select_account", "create"],
+            acr_values_supported: crate::assurance::Level::ALL
+                .iter()
+                .map(|l| l.uri())
+                .collect(),
             introspection_endpoint_auth_methods_supported: vec![
                 "client_secret_basic",
                 "client_secret_post",

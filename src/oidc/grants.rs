@@ -153,6 +153,27 @@ pub async fn revoke(db: &Database, grant_id: &str, now: UnixTime) -> Result<bool
     Ok(done.rows_affected() > 0)
 }
 
+/// Revokes every grant `account` made to `client_id` (consent withdrawn).
+///
+/// # Errors
+/// If the database fails.
+pub async fn revoke_for_client(
+    db: &Database,
+    account: &AccountId,
+    client_id: &str,
+    now: UnixTime,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE grants SET revoked_at = $3 WHERE account_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(account.as_str())
+    .bind(client_id)
+    .bind(now.0)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Revokes the grants of a session that do not outlive it (not `offline_access`).
 ///
 /// # Errors

@@ -8,7 +8,8 @@
 //! that value, so any instance can read it and a dump of the store reveals no
 //! usable cookie.
 //!
-//! A session ends when idle for `sessions.idle_timeout`, when older than
+//! A session ends when idle for `sessions.idle_timeout` (`idle_timeout_high`
+//! at level of assurance high), when older than
 //! `sessions.absolute_timeout`, or at logout.
 
 use std::time::Duration;
@@ -152,13 +153,22 @@ impl Sessions {
             .await
     }
 
+    /// The idle timeout of `session`: shorter at level of assurance high.
+    fn idle_timeout(&self, session: &Session) -> u64 {
+        if session.acr == crate::assurance::Level::High.uri() {
+            self.settings.idle_timeout_high.as_secs()
+        } else {
+            self.settings.idle_timeout.as_secs()
+        }
+    }
+
     /// Time to live: the idle timeout, but never past the absolute end.
     fn ttl(&self, session: &Session) -> Duration {
         let absolute_end = session
             .created_at
             .plus(self.settings.absolute_timeout.as_secs());
         let remaining = self.clock.now().secs_until(absolute_end);
-        Duration::from_secs(self.settings.idle_timeout.as_secs().min(remaining).max(1))
+        Duration::from_secs(self.idle_timeout(session).min(remaining).max(1))
     }
 
     /// The live session named by `cookie`, if any; restarts its idle timer.
@@ -173,7 +183,7 @@ impl Sessions {
             return Ok(None);
         };
         let now = self.clock.now();
-        if session.last_seen.secs_until(now) >= self.settings.idle_timeout.as_secs()
+        if session.last_seen.secs_until(now) >= self.idle_timeout(&session)
             || session.created_at.secs_until(now) >= self.settings.absolute_timeout.as_secs()
         {
             self.cache.delete(&key(cookie)).await?;

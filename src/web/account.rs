@@ -345,18 +345,9 @@ async fn revoke_consent(
 ) -> Answer {
     let s = form_session(&app, &headers, &f.csrf).await?;
     let client_id = f.client_id.unwrap_or_default();
-    crate::oidc::consent::revoke(&app.db, &s.account_id, &client_id)
+    crate::oidc::consent::withdraw(&app.db, &s.account_id, &client_id, app.clock.now())
         .await
         .map_err(err)?;
-    crate::audit::record(
-        &app.db,
-        Some(&s.account_id),
-        "consent.revoked",
-        &format!("stopped sharing with {client_id}"),
-        app.clock.now(),
-    )
-    .await
-    .map_err(err)?;
     Ok(back("revoked"))
 }
 

@@ -19,6 +19,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route(paths::AUTHORIZE, get(authorize_get).post(authorize_post))
         .route("/authorize/resume", get(resume))
         .route("/consent", get(consent_page).post(consent_decide))
+        .route("/authorize/cancel", axum::routing::post(cancel_step_up))
 }
 
 /// The browser's live session, if any.
@@ -105,6 +106,21 @@ async fn consent_decide(
     ))
 }
 
+#[derive(Deserialize)]
+struct Cancel {
+    auth: String,
+    csrf: String,
+}
+
+async fn cancel_step_up(
+    State(app): State<AppState>,
+    axum::Form(form): axum::Form<Cancel>,
+) -> Result<Response, PageError> {
+    Ok(respond(
+        app.oidc.cancel_step_up(&form.auth, &form.csrf).await?,
+    ))
+}
+
 /// Turns an authorization outcome into the browser's next step.
 fn respond(outcome: Outcome) -> Response {
     match outcome {
@@ -119,6 +135,17 @@ fn respond(outcome: Outcome) -> Response {
             }
             Redirect::to(&to).into_response()
         }
+        Outcome::StepUp(u) => allow_form_target(
+            pages::render(&pages::StepUp {
+                client_name: &u.client_name,
+                required: u.required.alias(),
+                achieved: u.achieved.alias(),
+                passkey_would_help: u.passkey_would_help,
+                handle: &u.handle,
+                csrf: &u.csrf,
+            }),
+            Some(&u.redirect_uri),
+        ),
         Outcome::Consent(c) => allow_form_target(
             pages::render(&pages::Consent {
                 client_name: &c.client_name,

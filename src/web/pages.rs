@@ -128,6 +128,17 @@ pub(crate) struct Consent<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "step_up.html")]
+pub(crate) struct StepUp<'a> {
+    pub(crate) client_name: &'a str,
+    pub(crate) required: &'a str,
+    pub(crate) achieved: &'a str,
+    pub(crate) passkey_would_help: bool,
+    pub(crate) handle: &'a str,
+    pub(crate) csrf: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "form_post.html")]
 pub(crate) struct FormPost<'a> {
     pub(crate) action: &'a str,

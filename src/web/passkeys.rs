@@ -16,12 +16,10 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::extract::{Body, json};
 use super::{ApiError, PageError, State as AppState, csrf, pages, session};
+use crate::assurance::Level;
 use crate::ephemeral::within_limit;
 use crate::passkeys::{PasskeyError, Purpose, amr_for};
 use crate::sessions::{Authentication, Session};
-
-/// The level of assurance of a passkey sign-in without identity proofing.
-pub(crate) const ACR_LOW: &str = "http://eidas.europa.eu/LoA/low";
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -221,6 +219,7 @@ async fn signin_finish(
         .passkeys
         .finish_signin(&req.ceremony, &req.credential)
         .await?;
+    let proofing = crate::eid::proofing_level(&app.db, &done.account_id).await?;
     let previous = session::read(&app.settings, &headers);
     let (_, cookie) = app
         .sessions
@@ -228,7 +227,9 @@ async fn signin_finish(
             Authentication {
                 account_id: done.account_id,
                 amr: done.amr,
-                acr: ACR_LOW.to_owned(),
+                acr: Level::achieved(proofing, done.device_bound)
+                    .uri()
+                    .to_owned(),
             },
             previous.as_deref(),
         )
@@ -331,13 +332,16 @@ async fn register_finish(
     if done.new_account || restricted {
         // A new account, or a recovered one: sign in with the new passkey.
         let previous = session.as_ref().map(|(c, _)| c.as_str());
+        let proofing = crate::eid::proofing_level(&app.db, &done.account.id).await?;
         let (_, cookie) = app
             .sessions
             .establish(
                 Authentication {
                     account_id: done.account.id.clone(),
                     amr: amr_for(done.device_bound),
-                    acr: ACR_LOW.to_owned(),
+                    acr: Level::achieved(proofing, done.device_bound)
+                        .uri()
+                        .to_owned(),
                 },
                 previous,
             )

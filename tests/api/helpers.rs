@@ -254,7 +254,7 @@ impl TestEnv {
 
 /// One running instance and a client for it.
 pub struct TestApp {
-    /// The issuer URL (`http://127.0.0.1:PORT`).
+    /// The issuer URL (`http://localhost:PORT`).
     pub base: String,
     /// An HTTP client that does not follow redirects.
     pub http: reqwest::Client,

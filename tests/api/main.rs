@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod assurance;
 mod authenticator;
 mod bad_input;
 mod binary;
