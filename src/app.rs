@@ -39,6 +39,9 @@ pub enum StartError {
     /// Mail configuration.
     #[error(transparent)]
     Mail(#[from] crate::mail::MailError),
+    /// The eID connector key.
+    #[error("eID connector: {0}")]
+    Eid(String),
     /// The listen address.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -76,6 +79,8 @@ pub struct Civitas {
     pub mailer: crate::mail::Mailer,
     /// Keys of the eID binding table.
     pub eid_keys: crate::eid::EidKeys,
+    /// National eID connectors.
+    pub eid: crate::eid::connector::Connectors,
     discovery: Bytes,
 }
 
@@ -132,10 +137,19 @@ impl Civitas {
         )?;
         let mailer = crate::mail::Mailer::from_settings(&settings.mail)?;
         let eid_keys = crate::eid::EidKeys::load(&db, clock.now()).await?;
+        let eid = crate::eid::connector::Connectors::new(
+            settings.eid.connectors.clone(),
+            &settings.keys_dir,
+            &settings.issuer,
+            cache.clone(),
+            clock.clone(),
+        )
+        .map_err(StartError::Eid)?;
         Ok(Self {
             passkeys,
             mailer,
             eid_keys,
+            eid,
             clients,
             accounts,
             sessions,

@@ -70,6 +70,68 @@ pub struct Settings {
     pub mail: MailSettings,
     /// Passkey ceremonies.
     pub passkeys: PasskeySettings,
+    /// National eID connectors (identity proofing).
+    pub eid: EidSettings,
+}
+
+/// National eID connectors.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EidSettings {
+    /// One per eID scheme or country (`[[eid.connectors]]`).
+    #[serde(default)]
+    pub connectors: Vec<ConnectorSettings>,
+}
+
+/// One upstream eID provider, reached as an OpenID Connect relying party.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSettings {
+    /// Short id used in URLs (`tara`, `franceconnect`, `sim`).
+    pub id: String,
+    /// Name shown to citizens.
+    pub name: String,
+    /// The upstream issuer (discovery is read from it).
+    pub issuer: String,
+    /// Civitas's client id there; Civitas authenticates with
+    /// `private_key_jwt` and its connector key (published at `/eid/jwks`).
+    pub client_id: String,
+    /// The eID scheme's name, part of the binding's identity.
+    pub scheme: String,
+    /// ISO 3166-1 alpha-2 country of the eIDs, unless a claim says.
+    pub country: String,
+    /// Upstream `acr` value → `low`, `substantial` or `high`. Values that map
+    /// to nothing are refused. Empty: the upstream uses those three names.
+    #[serde(default)]
+    pub acr_map: std::collections::BTreeMap<String, String>,
+    /// Claim holding the person identifier. Default `sub`.
+    #[serde(default = "claim_sub")]
+    pub person_identifier_claim: String,
+    /// Claim holding the given name. Default `given_name`.
+    #[serde(default = "claim_given_name")]
+    pub given_name_claim: String,
+    /// Claim holding the family name. Default `family_name`.
+    #[serde(default = "claim_family_name")]
+    pub family_name_claim: String,
+    /// Claim holding the birth date. Default `birthdate`.
+    #[serde(default = "claim_birthdate")]
+    pub birthdate_claim: String,
+    /// Claim holding the country, if the upstream sends one.
+    #[serde(default)]
+    pub country_claim: Option<String>,
+}
+
+fn claim_sub() -> String {
+    "sub".into()
+}
+fn claim_given_name() -> String {
+    "given_name".into()
+}
+fn claim_family_name() -> String {
+    "family_name".into()
+}
+fn claim_birthdate() -> String {
+    "birthdate".into()
 }
 
 /// Passkey ceremonies.
@@ -227,6 +289,7 @@ struct Defaults {
     sessions: SessionSettings,
     mail: MailSettings,
     passkeys: PasskeySettings,
+    eid: EidSettings,
 }
 
 const DEFAULTS: fn() -> Defaults = || Defaults {
@@ -242,6 +305,7 @@ const DEFAULTS: fn() -> Defaults = || Defaults {
     sessions: SessionSettings::default(),
     mail: MailSettings::default(),
     passkeys: PasskeySettings::default(),
+    eid: EidSettings::default(),
 };
 
 /// Environment variables that select the file rather than set a value.

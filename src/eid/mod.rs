@@ -10,6 +10,8 @@
 //!
 //! The person identifier never appears in a log line or an error message.
 
+pub mod connector;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -321,4 +323,23 @@ pub async fn proofing_level(
         .transpose()?
         .as_deref()
         .and_then(Level::parse))
+}
+
+/// The account a proven identity is bound to, if any (eID recovery).
+///
+/// # Errors
+/// If the database fails.
+pub async fn account_of(
+    db: &Database,
+    keys: &EidKeys,
+    identity: &ProvenIdentity,
+) -> Result<Option<AccountId>, StoreError> {
+    let row = sqlx::query("SELECT account_id FROM eid_bindings WHERE identity_hash = $1")
+        .bind(keys.identity_hash(identity))
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row
+        .map(|r| r.try_get::<String, _>("account_id"))
+        .transpose()?
+        .map(AccountId::new))
 }

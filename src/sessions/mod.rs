@@ -146,6 +146,24 @@ impl Sessions {
         Ok((session, cookie))
     }
 
+    /// Raises the level of assurance of the session named by `cookie` (after
+    /// identity proofing during the session); the session id stays.
+    ///
+    /// # Errors
+    /// If the ephemeral store is unavailable.
+    pub async fn set_acr(
+        &self,
+        cookie: &str,
+        acr: &str,
+    ) -> Result<Option<Session>, EphemeralError> {
+        let Some(mut session) = self.current(cookie).await? else {
+            return Ok(None);
+        };
+        session.acr = acr.to_owned();
+        self.write(&Secret::new(cookie), &session).await?;
+        Ok(Some(session))
+    }
+
     async fn write(&self, cookie: &Secret, session: &Session) -> Result<(), EphemeralError> {
         let bytes = serde_json::to_vec(session).unwrap_or_default();
         self.cache

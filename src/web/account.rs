@@ -165,6 +165,17 @@ async fn account(
         consents,
         activity,
         csrf: &token,
+        connectors: app.eid.offered(),
+        eid: crate::eid::binding(&app.db, &app.eid_keys, &acc.id)
+            .await
+            .map_err(|e| PageError::Internal(e.to_string()))?
+            .map(|b| {
+                (
+                    b.identity.scheme,
+                    b.identity.level.alias().to_owned(),
+                    pages::format_time(b.verified_at),
+                )
+            }),
     };
     Ok(with_cookie(pages::render(&page), cookie))
 }
@@ -380,6 +391,7 @@ async fn recover_page(State(app): State<AppState>, headers: HeaderMap) -> Respon
         pages::render(&pages::Recover {
             csrf: &token,
             error: None,
+            connectors: app.eid.offered(),
         }),
         cookie,
     )
@@ -409,6 +421,7 @@ async fn recover(
         let mut res = pages::render(&pages::Recover {
             csrf: &token,
             error: Some(msg),
+            connectors: app.eid.offered(),
         });
         *res.status_mut() = StatusCode::BAD_REQUEST;
         res

@@ -46,7 +46,7 @@ async fn authorize_get(
         .oidc
         .authorize(uri.query().unwrap_or_default().as_bytes(), session)
         .await?;
-    Ok(respond(outcome))
+    Ok(respond(&app, outcome))
 }
 
 /// OIDC Core §3.1.2.1: the endpoint also takes a form POST.
@@ -57,7 +57,7 @@ async fn authorize_post(
 ) -> Result<Response, PageError> {
     let session = current_session(&app, &headers).await?;
     let outcome = app.oidc.authorize(&body, session).await?;
-    Ok(respond(outcome))
+    Ok(respond(&app, outcome))
 }
 
 #[derive(Deserialize)]
@@ -72,6 +72,7 @@ async fn resume(
 ) -> Result<Response, PageError> {
     let session = current_session(&app, &headers).await?;
     Ok(respond(
+        &app,
         app.oidc.resume_authorization(&q.auth, session).await?,
     ))
 }
@@ -82,7 +83,10 @@ async fn consent_page(
     Query(q): Query<Handle>,
 ) -> Result<Response, PageError> {
     let session = current_session(&app, &headers).await?;
-    Ok(respond(app.oidc.consent_page(&q.auth, session).await?))
+    Ok(respond(
+        &app,
+        app.oidc.consent_page(&q.auth, session).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -100,6 +104,7 @@ async fn consent_decide(
     let session = current_session(&app, &headers).await?;
     let allow = form.decision == "allow";
     Ok(respond(
+        &app,
         app.oidc
             .decide_consent(&form.auth, &form.csrf, allow, session)
             .await?,
@@ -117,12 +122,13 @@ async fn cancel_step_up(
     axum::Form(form): axum::Form<Cancel>,
 ) -> Result<Response, PageError> {
     Ok(respond(
+        &app,
         app.oidc.cancel_step_up(&form.auth, &form.csrf).await?,
     ))
 }
 
 /// Turns an authorization outcome into the browser's next step.
-fn respond(outcome: Outcome) -> Response {
+fn respond(app: &AppState, outcome: Outcome) -> Response {
     match outcome {
         Outcome::Refused { title, message } => {
             PageError::bad_request(title, message).into_response()
@@ -143,6 +149,7 @@ fn respond(outcome: Outcome) -> Response {
                 passkey_would_help: u.passkey_would_help,
                 handle: &u.handle,
                 csrf: &u.csrf,
+                connectors: app.eid.offered(),
             }),
             Some(&u.redirect_uri),
         ),

@@ -71,7 +71,7 @@ pub(super) async fn readyz(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-pub(super) async fn stylesheet() -> Response {
+pub(crate) async fn stylesheet() -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),

@@ -9,6 +9,7 @@
 mod account;
 mod authorize;
 mod csrf;
+mod eid;
 mod error;
 mod extract;
 mod logout;
@@ -17,6 +18,7 @@ mod pages;
 mod passkeys;
 mod registration;
 pub mod session;
+pub mod simulator;
 mod token;
 mod userinfo;
 
@@ -111,6 +113,7 @@ pub fn router(app: State) -> Router {
         .route("/static/passkeys.js", get(meta::passkeys_script))
         .merge(passkeys::routes())
         .merge(account::routes())
+        .merge(eid::routes())
         .merge(registration::routes())
         .merge(authorize::routes())
         .merge(token::routes())

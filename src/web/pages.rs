@@ -65,6 +65,9 @@ pub(crate) struct Account<'a> {
     pub(crate) consents: Vec<ConsentRow>,
     pub(crate) activity: Vec<(String, String)>,
     pub(crate) csrf: &'a str,
+    pub(crate) connectors: Vec<(String, String)>,
+    /// Scheme, level and date of the eID binding.
+    pub(crate) eid: Option<(String, String, String)>,
 }
 
 #[derive(Template)]
@@ -78,6 +81,7 @@ pub(crate) struct RecoveryCodes<'a> {
 pub(crate) struct Recover<'a> {
     pub(crate) csrf: &'a str,
     pub(crate) error: Option<&'a str>,
+    pub(crate) connectors: Vec<(String, String)>,
 }
 
 /// A Unix time as `YYYY-MM-DD HH:MM UTC` (proleptic Gregorian calendar).
@@ -136,6 +140,7 @@ pub(crate) struct StepUp<'a> {
     pub(crate) passkey_would_help: bool,
     pub(crate) handle: &'a str,
     pub(crate) csrf: &'a str,
+    pub(crate) connectors: Vec<(String, String)>,
 }
 
 #[derive(Template)]

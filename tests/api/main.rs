@@ -10,6 +10,7 @@ mod binary;
 mod browser_e2e;
 mod browser_session;
 mod discovery;
+mod eid;
 mod ephemeral_contract;
 mod keys;
 mod layering;
