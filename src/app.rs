@@ -118,6 +118,7 @@ impl Civitas {
         let accounts = Accounts::new(db.clone(), clock.clone());
         let sessions = Sessions::new(cache.clone(), clock.clone(), settings.sessions.clone());
         let pairwise = PairwiseKey::load(&db, clock.now()).await?;
+        let eid_keys = crate::eid::EidKeys::load(&db, clock.now()).await?;
         let oidc = Provider::new(
             Arc::new(settings.clone()),
             clock.clone(),
@@ -127,6 +128,7 @@ impl Civitas {
             clients.clone(),
             accounts.clone(),
             pairwise,
+            eid_keys.clone(),
         );
         let passkeys = crate::passkeys::Passkeys::new(
             &settings.issuer,
@@ -136,7 +138,6 @@ impl Civitas {
             clock.clone(),
         )?;
         let mailer = crate::mail::Mailer::from_settings(&settings.mail)?;
-        let eid_keys = crate::eid::EidKeys::load(&db, clock.now()).await?;
         let eid = crate::eid::connector::Connectors::new(
             settings.eid.connectors.clone(),
             &settings.keys_dir,

@@ -134,6 +134,18 @@ enum ClientsCommand {
         /// The client id.
         client_id: String,
     },
+    /// Set the verified claims (from eID proofing) the client may receive.
+    AllowClaims {
+        /// The client id.
+        client_id: String,
+        /// Comma-separated: given_name, family_name, birthdate, nationalities, person_identifier
+        /// (empty to allow none).
+        #[arg(long, default_value = "")]
+        claims: String,
+        /// The legal basis of the decision (for example the act and section).
+        #[arg(long, default_value = "")]
+        legal_basis: String,
+    },
 }
 
 /// Runs the command line; the process exit code.
@@ -443,6 +455,30 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
             } else {
                 Err(format!("no client `{client_id}`").into())
             }
+        }
+        ClientsCommand::AllowClaims {
+            client_id,
+            claims,
+            legal_basis,
+        } => {
+            let claims: Vec<String> = claims
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect();
+            registry
+                .allow_claims(&client_id, &claims, &legal_basis)
+                .await?;
+            println!(
+                "{client_id} may receive: {}",
+                if claims.is_empty() {
+                    "no verified claims".into()
+                } else {
+                    claims.join(", ")
+                }
+            );
+            Ok(())
         }
         ClientsCommand::ResetSecret { client_id } => {
             let secret = registry.reset_secret(&client_id).await?;

@@ -32,6 +32,33 @@ impl UnixTime {
     }
 }
 
+impl UnixTime {
+    /// The civil date and time in UTC: (year, month, day, hour, minute, second).
+    #[must_use]
+    pub fn civil(self) -> (i64, i64, i64, i64, i64, i64) {
+        let days = self.0.div_euclid(86_400);
+        let secs = self.0.rem_euclid(86_400);
+        // Howard Hinnant's civil-from-days, proleptic Gregorian calendar.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        (y, m, d, secs / 3_600, (secs % 3_600) / 60, secs % 60)
+    }
+
+    /// RFC 3339 / ISO 8601 in UTC, for example `2026-11-26T19:39:00Z`.
+    #[must_use]
+    pub fn rfc3339(self) -> String {
+        let (y, m, d, hh, mm, ss) = self.civil();
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    }
+}
+
 impl fmt::Display for UnixTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

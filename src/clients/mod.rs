@@ -365,3 +365,65 @@ impl Clients {
         })
     }
 }
+
+/// The verified claims Civitas can release (OpenID Connect for Identity
+/// Assurance 1.0), from an eID binding.
+pub const VERIFIABLE_CLAIMS: &[&str] = &[
+    "given_name",
+    "family_name",
+    "birthdate",
+    "nationalities",
+    "person_identifier",
+];
+
+impl Clients {
+    /// The verified claims the operator allowed `client_id` to receive, each
+    /// with its legal basis.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub async fn allowed_claims(
+        &self,
+        client_id: &str,
+    ) -> Result<Vec<(String, String)>, ClientError> {
+        Ok(store::allowed_claims(&self.db, client_id).await?)
+    }
+
+    /// Replaces the verified claims `client_id` may receive (operator decision).
+    ///
+    /// # Errors
+    /// An unknown client or claim, an empty legal basis, or a store failure.
+    pub async fn allow_claims(
+        &self,
+        client_id: &str,
+        claims: &[String],
+        legal_basis: &str,
+    ) -> Result<(), ClientError> {
+        if self.get(client_id).await?.is_none() {
+            return Err(ClientError::NotFound(client_id.into()));
+        }
+        if let Some(bad) = claims
+            .iter()
+            .find(|c| !VERIFIABLE_CLAIMS.contains(&c.as_str()))
+        {
+            return Err(ClientError::InvalidMetadata(format!(
+                "`{bad}` is not one of {VERIFIABLE_CLAIMS:?}"
+            )));
+        }
+        if legal_basis.trim().is_empty() && !claims.is_empty() {
+            return Err(ClientError::InvalidMetadata(
+                "a legal basis is required".into(),
+            ));
+        }
+        store::set_allowed_claims(
+            &self.db,
+            client_id,
+            claims,
+            legal_basis.trim(),
+            self.clock.now(),
+        )
+        .await?;
+        tracing::info!(client_id, count = claims.len(), "verified claims allowed");
+        Ok(())
+    }
+}

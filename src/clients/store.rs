@@ -119,3 +119,46 @@ pub(super) async fn replace_registration_token(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+pub(super) async fn allowed_claims(
+    db: &Database,
+    client_id: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let rows = sqlx::query("SELECT claim, legal_basis FROM client_claim_permissions WHERE client_id = $1 ORDER BY claim")
+        .bind(client_id)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<String, _>("claim")?,
+                r.try_get::<String, _>("legal_basis")?,
+            ))
+        })
+        .collect()
+}
+
+pub(super) async fn set_allowed_claims(
+    db: &Database,
+    client_id: &str,
+    claims: &[String],
+    legal_basis: &str,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let mut tx = db.pool().begin().await?;
+    sqlx::query("DELETE FROM client_claim_permissions WHERE client_id = $1")
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+    for claim in claims {
+        sqlx::query("INSERT INTO client_claim_permissions (client_id, claim, legal_basis, granted_at) VALUES ($1, $2, $3, $4)")
+            .bind(client_id)
+            .bind(claim)
+            .bind(legal_basis)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

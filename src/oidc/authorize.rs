@@ -189,6 +189,25 @@ pub(crate) struct CodeGrant {
     pub(crate) amr: Vec<String>,
 }
 
+/// What a requested claim shares and where it comes from, for the consent page.
+#[must_use]
+pub fn describe_claim(name: &str) -> String {
+    match name.strip_prefix("verified:") {
+        Some(claim) => {
+            let what = match claim {
+                "given_name" => "Your given name",
+                "family_name" => "Your family name",
+                "birthdate" => "Your date of birth",
+                "nationalities" => "Your nationality",
+                "person_identifier" => "Your national identification number",
+                other => other,
+            };
+            format!("{what}, as verified by your national eID")
+        }
+        None => format!("The claim {name}"),
+    }
+}
+
 /// What a scope shares, for the consent page.
 #[must_use]
 pub fn describe_scope(scope: &str) -> &'static str {
@@ -393,11 +412,24 @@ impl Provider {
                 return fail("invalid_request", "max_age must be a non-negative integer");
             }
         };
-        let claims = match params.get("claims").map(ClaimsRequest::parse) {
+        let mut claims = match params.get("claims").map(ClaimsRequest::parse) {
             None => ClaimsRequest::default(),
             Some(Ok(c)) => c,
             Some(Err(e)) => return fail("invalid_request", &e),
         };
+        // Verified claims go only to clients the operator allowed them for
+        // (OIDC4IDA §6: the OP may omit what it will not release).
+        if claims.verified_names().next().is_some() {
+            let allowed: Vec<String> = self
+                .clients
+                .allowed_claims(client.client_id.as_str())
+                .await?
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect();
+            claims.verified_userinfo.retain(|c| allowed.contains(c));
+            claims.verified_id_token.retain(|c| allowed.contains(c));
+        }
         let hinted_sub = match params.get("id_token_hint") {
             None => None,
             Some(hint) => match self.id_token_hint_subject(hint, &client) {
@@ -603,7 +635,7 @@ impl Provider {
                 }));
             }
         }
-        let claims: Vec<String> = pending.claims.names().map(str::to_owned).collect();
+        let claims: Vec<String> = pending.claims.consent_names();
         let consented = client.first_party
             || consent::get(&self.db, &session.account_id, client.client_id.as_str())
                 .await?
@@ -634,6 +666,7 @@ impl Provider {
         client: &Client,
         claims: Vec<String>,
     ) -> ConsentRequest {
+        let claims = claims.iter().map(|c| describe_claim(c)).collect();
         ConsentRequest {
             handle,
             csrf: pending.csrf.clone(),
@@ -758,7 +791,7 @@ impl Provider {
                 create: false,
             });
         }
-        let claims = pending.claims.names().map(str::to_owned).collect();
+        let claims = pending.claims.consent_names();
         Ok(Outcome::Consent(self.consent_request(
             &pending,
             handle.to_owned(),
@@ -808,7 +841,7 @@ impl Provider {
                 )
                 .await;
         }
-        let claims: Vec<String> = pending.claims.names().map(str::to_owned).collect();
+        let claims: Vec<String> = pending.claims.consent_names();
         consent::grant(
             &self.db,
             &session.account_id,

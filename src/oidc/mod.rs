@@ -136,6 +136,7 @@ pub struct Provider {
     clients: Clients,
     accounts: Accounts,
     pairwise: subject::PairwiseKey,
+    eid_keys: crate::eid::EidKeys,
     jwks_cache: JwksCache,
     endpoints: Arc<Endpoints>,
 }
@@ -161,6 +162,7 @@ impl Provider {
         clients: Clients,
         accounts: Accounts,
         pairwise: subject::PairwiseKey,
+        eid_keys: crate::eid::EidKeys,
     ) -> Self {
         let url = |p: &str| format!("{}{p}", settings.issuer);
         let endpoints = Arc::new(Endpoints {
@@ -178,6 +180,7 @@ impl Provider {
             clients,
             accounts,
             pairwise,
+            eid_keys,
             endpoints,
         }
     }

@@ -228,6 +228,35 @@ pub struct ClaimsRequest {
     /// Claims asked for in the ID token.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub id_token: std::collections::BTreeMap<String, Option<ClaimRequest>>,
+    /// Claims asked for inside `verified_claims` in the userinfo response
+    /// (OpenID Connect for Identity Assurance 1.0 §6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verified_userinfo: Vec<String>,
+    /// Claims asked for inside `verified_claims` in the ID token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verified_id_token: Vec<String>,
+}
+
+/// The claim names inside a `verified_claims` request (an object, or an
+/// array of objects, each with a `claims` member).
+fn verified_names(request: &serde_json::Value) -> Result<Vec<String>, String> {
+    let items: Vec<&serde_json::Value> = match request {
+        serde_json::Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    let mut names = Vec::new();
+    for item in items {
+        let claims = item
+            .get("claims")
+            .and_then(serde_json::Value::as_object)
+            .ok_or("verified_claims must have a claims object")?;
+        for name in claims.keys() {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+    }
+    Ok(names)
 }
 
 impl ClaimsRequest {
@@ -239,7 +268,32 @@ impl ClaimsRequest {
         if s.len() > 8 * 1024 {
             return Err("the claims parameter is too large".into());
         }
-        serde_json::from_str(s).map_err(|e| format!("the claims parameter is not valid: {e}"))
+        let mut value: serde_json::Value = serde_json::from_str(s)
+            .map_err(|e| format!("the claims parameter is not valid: {e}"))?;
+        let mut verified = [Vec::new(), Vec::new()];
+        for (i, member) in ["userinfo", "id_token"].into_iter().enumerate() {
+            if let Some(vc) = value
+                .get_mut(member)
+                .and_then(serde_json::Value::as_object_mut)
+                .and_then(|m| m.remove("verified_claims"))
+            {
+                verified[i] = verified_names(&vc)?;
+            }
+        }
+        let mut parsed: Self = serde_json::from_value(value)
+            .map_err(|e| format!("the claims parameter is not valid: {e}"))?;
+        let [userinfo, id_token] = verified;
+        parsed.verified_userinfo = userinfo;
+        parsed.verified_id_token = id_token;
+        Ok(parsed)
+    }
+
+    /// The verified claims asked for, in either place.
+    pub fn verified_names(&self) -> impl Iterator<Item = &str> {
+        self.verified_userinfo
+            .iter()
+            .chain(self.verified_id_token.iter())
+            .map(String::as_str)
     }
 
     /// Every claim name asked for, in either place.
@@ -248,6 +302,20 @@ impl ClaimsRequest {
             .keys()
             .chain(self.id_token.keys())
             .map(String::as_str)
+    }
+
+    /// Every claim consent must cover: plain names, and verified claims as
+    /// `verified:<name>`.
+    #[must_use]
+    pub fn consent_names(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.names().map(str::to_owned).collect();
+        for v in self.verified_names() {
+            let name = format!("verified:{v}");
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        out
     }
 
     /// Is this claim requested as essential in the ID token?

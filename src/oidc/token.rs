@@ -241,6 +241,16 @@ impl Provider {
                 .await?;
             extra.extend(released);
         }
+        if let Some(vc) = self
+            .verified_claims(
+                client.client_id.as_str(),
+                &grant.account_id,
+                &grant.claims.verified_id_token,
+            )
+            .await?
+        {
+            extra.insert("verified_claims".into(), vc);
+        }
         let claims = IdTokenClaims {
             iss: &self.settings.issuer,
             sub,

@@ -62,6 +62,65 @@ impl Provider {
         Ok(out)
     }
 
+    /// The `verified_claims` element (OpenID Connect for Identity Assurance
+    /// 1.0 §5) with the `names` asked for, from the account's eID binding:
+    /// only claims the operator allows this client (re-checked at release)
+    /// and only when the account was proven with an eID.
+    pub(crate) async fn verified_claims(
+        &self,
+        client_id: &str,
+        account: &AccountId,
+        names: &[String],
+    ) -> Result<Option<Value>, OAuthError> {
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let allowed: Vec<String> = self
+            .clients
+            .allowed_claims(client_id)
+            .await?
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        let Some(binding) = crate::eid::binding(&self.db, &self.eid_keys, account)
+            .await
+            .map_err(|e| OAuthError::Internal(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let id = &binding.identity;
+        let mut claims = serde_json::Map::new();
+        for name in names.iter().filter(|n| allowed.contains(n)) {
+            let value = match name.as_str() {
+                "given_name" => id.given_name.clone().map(Value::from),
+                "family_name" => id.family_name.clone().map(Value::from),
+                "birthdate" => id.birthdate.clone().map(Value::from),
+                "nationalities" => Some(Value::from(vec![id.country.clone()])),
+                "person_identifier" => Some(Value::from(id.person_identifier.clone())),
+                _ => None,
+            };
+            if let Some(v) = value {
+                claims.insert(name.clone(), v);
+            }
+        }
+        if claims.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(serde_json::json!({
+            "verification": {
+                "trust_framework": "eidas",
+                "assurance_level": id.level.alias(),
+                "time": binding.verified_at.rfc3339(),
+                "evidence": [{
+                    "type": "electronic_record",
+                    "record": { "type": "eid", "source": { "name": id.scheme, "country_code": id.country } },
+                    "time": binding.verified_at.rfc3339(),
+                }],
+            },
+            "claims": claims,
+        })))
+    }
+
     /// The UserInfo response for an access token (OIDC Core §5.3.2).
     ///
     /// # Errors
@@ -90,6 +149,16 @@ impl Provider {
                 true,
             )
             .await?;
+        if let Some(vc) = self
+            .verified_claims(
+                &grant.client_id,
+                &grant.account_id,
+                &grant.claims.verified_userinfo,
+            )
+            .await?
+        {
+            out.insert("verified_claims".into(), vc);
+        }
         out.insert("sub".into(), Value::from(claims.sub));
         Ok(Value::Object(out.into_iter().collect()))
     }

@@ -84,25 +84,10 @@ pub(crate) struct Recover<'a> {
     pub(crate) connectors: Vec<(String, String)>,
 }
 
-/// A Unix time as `YYYY-MM-DD HH:MM UTC` (proleptic Gregorian calendar).
+/// A Unix time as `YYYY-MM-DD HH:MM UTC`.
 pub(crate) fn format_time(t: crate::clock::UnixTime) -> String {
-    let days = t.0.div_euclid(86_400);
-    let secs = t.0.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        secs / 3_600,
-        (secs % 3_600) / 60
-    )
+    let (y, m, d, hh, mm, _) = t.civil();
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
 }
 
 #[cfg(test)]
