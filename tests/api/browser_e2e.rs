@@ -220,17 +220,14 @@ async fn accessibility_problems(page: &Page) -> Vec<String> {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_citizen_goes_from_nothing_to_signed_in_at_two_services_with_a_passkey_in_a_real_browser()
-{
-    if !chromium_available() {
-        return;
-    }
-    let app = TestApp::spawn(Stack::Embedded).await.unwrap();
-    let portal = Rp::start(&app, "Permit portal", "localhost").await;
-    // Another agency, another sector: its redirect URI is on another host.
-    let payments = Rp::start(&app, "Payments", "127.0.0.1").await;
-
+/// Headless Chromium with one page that has a virtual authenticator (CTAP2,
+/// internal transport, resident keys, user verification).
+async fn launch() -> (
+    Browser,
+    Page,
+    tokio::task::JoinHandle<()>,
+    tempfile::TempDir,
+) {
     let profile = tempfile::tempdir().unwrap();
     let config = BrowserConfig::builder()
         .chrome_executable(CHROMIUM)
@@ -250,7 +247,7 @@ async fn a_citizen_goes_from_nothing_to_signed_in_at_two_services_with_a_passkey
         .request_timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let (mut browser, mut handler) = Browser::launch(config).await.expect("launch Chromium");
+    let (browser, mut handler) = Browser::launch(config).await.expect("launch Chromium");
     let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
     let page = browser.new_page("about:blank").await.unwrap();
     page.execute(EnableParams::default()).await.unwrap();
@@ -267,6 +264,22 @@ async fn a_citizen_goes_from_nothing_to_signed_in_at_two_services_with_a_passkey
     page.execute(AddVirtualAuthenticatorParams::new(authenticator))
         .await
         .unwrap();
+
+    (browser, page, events, profile)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_citizen_goes_from_nothing_to_signed_in_at_two_services_with_a_passkey_in_a_real_browser()
+{
+    if !chromium_available() {
+        return;
+    }
+    let app = TestApp::spawn(Stack::Embedded).await.unwrap();
+    let portal = Rp::start(&app, "Permit portal", "localhost").await;
+    // Another agency, another sector: its redirect URI is on another host.
+    let payments = Rp::start(&app, "Payments", "127.0.0.1").await;
+
+    let (mut browser, page, events, _profile) = launch().await;
 
     // 1. The portal sends the citizen to Civitas: the sign-in page.
     page.goto(portal.begin()).await.unwrap();
@@ -346,6 +359,59 @@ async fn a_citizen_goes_from_nothing_to_signed_in_at_two_services_with_a_passkey
         sso[0]["sub"], again[1]["sub"],
         "pairwise subjects: another sector, another sub"
     );
+
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+    events.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_citizen_enrolls_an_eid_in_the_browser_to_reach_a_service_that_requires_substantial() {
+    if !chromium_available() {
+        return;
+    }
+    let (app, _sim) = crate::eid::with_simulator(Stack::Embedded).await.unwrap();
+    let portal = Rp::start(&app, "Tax portal", "localhost").await;
+    let (mut browser, page, events, _profile) = launch().await;
+
+    // The service demands substantial (acr_values); the citizen has nothing yet.
+    let url = format!("{}&acr_values=substantial", portal.begin());
+    page.goto(url).await.unwrap();
+    wait_for_url(&page, "the sign-in page", |u| u.contains("/signin?auth=")).await;
+    click(&page, "[data-testid=create-account]").await;
+    wait_for_url(&page, "the account form", |u| u.contains("/signin/create")).await;
+    type_into(&page, "input[name=display_name]", "Mari Maasikas").await;
+    type_into(&page, "input[name=email]", "mari@example.eu").await;
+    click(&page, "[data-testid=passkey-register]").await;
+
+    // A new account is low: the step-up page offers the eID.
+    wait_for_url(&page, "the step-up page", |u| {
+        u.contains("/authorize/resume")
+    })
+    .await;
+    assert!(
+        page.content()
+            .await
+            .unwrap()
+            .contains("needs a higher level of assurance")
+    );
+    click(&page, "[data-testid=step-up-eid-sim]").await;
+    wait_for_url(&page, "the eID simulator", |u| {
+        u.contains("/authorize?") && !u.contains(&app.base)
+    })
+    .await;
+    click(&page, "[data-testid=eid-approve]").await;
+
+    // Back at Civitas, proven at substantial: consent, then the service.
+    wait_for_url(&page, "the consent page", |u| {
+        u.starts_with(&app.base) && u.contains("/authorize/resume")
+    })
+    .await;
+    click(&page, "[data-testid=consent-allow]").await;
+    wait_for_url(&page, "the portal's callback", |u| u.contains("/callback?")).await;
+    let signed = portal.sign_ins();
+    assert_eq!(signed.len(), 1);
+    assert_eq!(signed[0]["acr"], "http://eidas.europa.eu/LoA/substantial");
 
     browser.close().await.unwrap();
     let _ = browser.wait().await;

@@ -16,7 +16,7 @@ use crate::on_both_stacks;
 use crate::rp::{hidden, param, redirect_params};
 
 /// Civitas with one connector, and the simulator it points at.
-async fn with_simulator(stack: Stack) -> Option<(TestApp, RunningSimulator)> {
+pub async fn with_simulator(stack: Stack) -> Option<(TestApp, RunningSimulator)> {
     let env = TestEnv::new(stack).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim_issuer = format!("http://localhost:{}", listener.local_addr().unwrap().port());
