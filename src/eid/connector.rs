@@ -273,7 +273,6 @@ impl Connectors {
                 CsrfToken::new_random,
                 Nonce::new_random,
             )
-            .add_scope(Scope::new("openid".into()))
             .set_pkce_challenge(challenge)
             .url();
         let flow = Flow {
