@@ -23,7 +23,7 @@ use josekit::jws::{ES256, JwsSigner};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AuthType, AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope,
+    PkceCodeVerifier, RedirectUrl,
 };
 use serde::{Deserialize, Serialize};
 
