@@ -27,6 +27,7 @@ pub mod eid;
 pub mod ephemeral;
 pub mod keys;
 pub mod mail;
+pub mod mandates;
 pub mod oidc;
 pub mod passkeys;
 pub mod secrets;

@@ -75,6 +75,10 @@ struct Flow {
     connector: String,
     purpose: FlowPurpose,
     resume: Option<String>,
+    /// Hash of the browser-binding value (the CSRF cookie of the browser
+    /// that started the flow): a response delivered to another browser is
+    /// refused (no login CSRF into someone else's account).
+    browser: String,
     verifier: String,
     nonce: String,
 }
@@ -263,6 +267,7 @@ impl Connectors {
         id: &str,
         purpose: FlowPurpose,
         resume: Option<String>,
+        browser: &str,
     ) -> Result<String, FlowError> {
         let conn = self.settings_of(id)?;
         let client = self.client(conn).await?;
@@ -279,6 +284,7 @@ impl Connectors {
             connector: conn.id.clone(),
             purpose,
             resume,
+            browser: crate::secrets::SecretHash::of(browser).as_str().to_owned(),
             verifier: verifier.secret().clone(),
             nonce: nonce.secret().clone(),
         };
@@ -323,6 +329,7 @@ impl Connectors {
     pub async fn finish(
         &self,
         params: &HashMap<String, String>,
+        browser: &str,
     ) -> Result<(FlowPurpose, Option<String>, ProvenIdentity), FlowError> {
         let state = params.get("state").ok_or(FlowError::BadState)?;
         let bytes = self
@@ -331,6 +338,9 @@ impl Connectors {
             .await?
             .ok_or(FlowError::BadState)?;
         let flow: Flow = serde_json::from_slice(&bytes).map_err(|_| FlowError::BadState)?;
+        if !crate::secrets::SecretHash::from_stored(flow.browser.clone()).verify(browser) {
+            return Err(FlowError::BadState);
+        }
         if let Some(error) = params.get("error") {
             return Err(FlowError::Refused(
                 error

@@ -138,6 +138,22 @@ impl EidKeys {
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
+    /// A hash of country and person identifier alone (no scheme): how
+    /// business-register data, which names people by national identifier,
+    /// is matched to proven citizens.
+    #[must_use]
+    pub fn person_hash(&self, country: &str, person_identifier: &str) -> String {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.hash_key) else {
+            return String::new(); // unreachable: HMAC takes keys of any length
+        };
+        mac.update(b"person\0");
+        for part in [country, person_identifier] {
+            mac.update(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
     fn encrypt(&self, plain: &str, account: &AccountId) -> Result<String, EidError> {
         let mut iv = [0u8; 12];
         openssl::rand::rand_bytes(&mut iv).map_err(|_| EidError::Crypto)?;
@@ -218,7 +234,7 @@ pub async fn bind(
         Some(_) => {
             sqlx::query(
                 "UPDATE eid_bindings SET connector = $2, person_identifier_enc = $3, given_name = $4, family_name = $5, \
-                 birthdate = $6, level = $7, verified_at = $8 WHERE account_id = $1",
+                 birthdate = $6, level = $7, verified_at = $8, person_hash = $9 WHERE account_id = $1",
             )
             .bind(account.as_str())
             .bind(&identity.connector)
@@ -228,14 +244,15 @@ pub async fn bind(
             .bind(identity.birthdate.clone())
             .bind(identity.level.alias())
             .bind(now.0)
+            .bind(keys.person_hash(&identity.country, &identity.person_identifier))
             .execute(&mut *tx)
             .await
         }
         None => {
             sqlx::query(
                 "INSERT INTO eid_bindings (account_id, identity_hash, connector, scheme, country, person_identifier_enc, \
-                 given_name, family_name, birthdate, level, verified_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+                 given_name, family_name, birthdate, level, verified_at, created_at, person_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
             )
             .bind(account.as_str())
             .bind(&hash)
@@ -248,6 +265,7 @@ pub async fn bind(
             .bind(identity.birthdate.clone())
             .bind(identity.level.alias())
             .bind(now.0)
+            .bind(keys.person_hash(&identity.country, &identity.person_identifier))
             .execute(&mut *tx)
             .await
         }

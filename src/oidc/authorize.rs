@@ -636,7 +636,9 @@ impl Provider {
             }
         }
         let claims: Vec<String> = pending.claims.consent_names();
-        let consented = client.first_party
+        // First-party clients skip consent, except for verified claims: the
+        // citizen always sees what their eID is used to share.
+        let consented = (client.first_party && pending.claims.verified_names().next().is_none())
             || consent::get(&self.db, &session.account_id, client.client_id.as_str())
                 .await?
                 .is_some_and(|c| c.covers(&pending.scope, &claims));
@@ -839,6 +841,15 @@ impl Provider {
                     "access_denied",
                     "the citizen declined",
                 )
+                .await;
+        }
+        // The session may have changed since the page was shown (another tab
+        // signed in at a lower level): check the demanded level again.
+        if let Some(required) = pending.required_acr.as_deref().and_then(Level::parse)
+            && Level::parse(&session.acr).unwrap_or(Level::Low) < required
+        {
+            return self
+                .proceed(pending, Some(handle), &client, Some(session))
                 .await;
         }
         let claims: Vec<String> = pending.claims.consent_names();

@@ -308,7 +308,17 @@ impl ClaimsRequest {
     /// `verified:<name>`.
     #[must_use]
     pub fn consent_names(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.names().map(str::to_owned).collect();
+        // Only claims about the citizen need consent (not acr, auth_time …).
+        let mut out: Vec<String> = self
+            .names()
+            .filter(|n| crate::oidc::userinfo::SUPPORTED_CLAIMS.contains(n) && *n != "sub")
+            .map(str::to_owned)
+            .fold(Vec::new(), |mut acc, n| {
+                if !acc.contains(&n) {
+                    acc.push(n);
+                }
+                acc
+            });
         for v in self.verified_names() {
             let name = format!("verified:{v}");
             if !out.contains(&name) {

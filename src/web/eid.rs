@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::{PageError, State as AppState, session};
+use super::passkeys::with_cookie;
+use super::{PageError, State as AppState, csrf, session};
 use crate::assurance::Level;
 use crate::eid::connector::{FlowError, FlowPurpose};
 use crate::eid::{self, EidError};
@@ -72,29 +73,33 @@ async fn start_enrollment(
             && a.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     });
+    let (browser, cookie) = csrf::token(&app.settings, &headers);
     let url = app
         .eid
         .begin(
             &q.connector,
             FlowPurpose::Enroll(session.account_id),
             resume,
+            &browser,
         )
         .await
         .map_err(flow_page)?;
-    Ok(Redirect::to(&url).into_response())
+    Ok(with_cookie(Redirect::to(&url).into_response(), cookie))
 }
 
 /// Recovery: no session needed; the eID proves who it is.
 async fn start_recovery(
     State(app): State<AppState>,
+    headers: HeaderMap,
     Query(q): Query<Start>,
 ) -> Result<Response, PageError> {
+    let (browser, cookie) = csrf::token(&app.settings, &headers);
     let url = app
         .eid
-        .begin(&q.connector, FlowPurpose::Recover, None)
+        .begin(&q.connector, FlowPurpose::Recover, None, &browser)
         .await
         .map_err(flow_page)?;
-    Ok(Redirect::to(&url).into_response())
+    Ok(with_cookie(Redirect::to(&url).into_response(), cookie))
 }
 
 async fn callback(
@@ -102,7 +107,8 @@ async fn callback(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let (purpose, resume, identity) = app.eid.finish(&params).await.map_err(flow_page)?;
+    let (browser, _) = csrf::token(&app.settings, &headers);
+    let (purpose, resume, identity) = app.eid.finish(&params, &browser).await.map_err(flow_page)?;
     let now = app.clock.now();
     match purpose {
         FlowPurpose::Enroll(account) => {

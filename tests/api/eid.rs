@@ -612,3 +612,59 @@ async fn b_plain(_app: &TestApp, b: &Browser<'_>) -> crate::rp::Browser {
 }
 
 on_both_stacks!(verified_claims_are_released_only_as_requested_allowed_and_consented);
+
+async fn an_eid_response_delivered_to_another_browser_is_refused(stack: Stack) {
+    let Some((app, _sim)) = with_simulator(stack).await else {
+        return;
+    };
+    let (mut owner, _key, _account) = signed_up(&app, true).await;
+    through_eid(
+        &mut owner,
+        "/account/eid/start?connector=sim",
+        "mari",
+        "substantial",
+        "",
+        true,
+    )
+    .await;
+    // The attacker starts a recovery with their own eID, then gets the
+    // victim's browser to open the callback (login CSRF).
+    let mut attacker = Browser::new(&app);
+    attacker.page("/recover").await;
+    let res = attacker.get("/recover/eid?connector=sim").await;
+    let upstream = res.headers()["location"].to_str().unwrap().to_owned();
+    let page = app
+        .http
+        .get(&upstream)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sim_base = upstream.split("/authorize").next().unwrap().to_owned();
+    let res = app
+        .http
+        .post(format!("{sim_base}/authorize/select"))
+        .form(&[
+            ("request", hidden(&page, "request").as_str()),
+            ("identity", "mari"),
+            ("level", "substantial"),
+            ("fault", ""),
+            ("action", "approve"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let callback = res.headers()["location"].to_str().unwrap().to_owned();
+    let mut victim = Browser::new(&app);
+    victim.page("/signin").await;
+    let res = victim.get(&callback[app.base.len()..]).await;
+    assert_eq!(res.status(), 400);
+    assert!(
+        victim.session_cookie().is_none(),
+        "the victim's browser is not signed in to anything"
+    );
+}
+
+on_both_stacks!(an_eid_response_delivered_to_another_browser_is_refused);
