@@ -81,6 +81,8 @@ pub struct Civitas {
     pub eid_keys: crate::eid::EidKeys,
     /// National eID connectors.
     pub eid: crate::eid::connector::Connectors,
+    /// Organizations and representation mandates.
+    pub mandates: crate::mandates::Mandates,
     discovery: Bytes,
 }
 
@@ -146,7 +148,9 @@ impl Civitas {
             clock.clone(),
         )
         .map_err(StartError::Eid)?;
+        let mandates = crate::mandates::Mandates::new(db.clone(), eid_keys.clone(), clock.clone());
         Ok(Self {
+            mandates,
             passkeys,
             mailer,
             eid_keys,

@@ -43,6 +43,9 @@ enum Command {
     /// Relying parties.
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// Organizations from the business register.
+    #[command(subcommand)]
+    Orgs(OrgsCommand),
     /// Run the development eID simulator (a test OpenID provider; never for production).
     EidSimulator {
         /// Address to listen on.
@@ -83,6 +86,16 @@ enum KeysCommand {
     },
     /// List the keys and their states.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgsCommand {
+    /// Import a business-register extract (JSON array, or CSV with the header
+    /// country,code,name,rep_country,rep_person_identifier,rep_name,rep_role).
+    Import {
+        /// The extract.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +230,21 @@ async fn run(command: Command, settings: Settings) -> CliResult {
         }
         Command::Keys(k) => keys(k, &settings, &clock),
         Command::Clients(c) => clients(c, &settings, clock).await,
+        Command::Orgs(OrgsCommand::Import { file }) => {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let entries = crate::mandates::register::parse(&text)?;
+            let db = Database::connect(&settings.database_url, &settings.database).await?;
+            db.migrate().await?;
+            let keys = crate::eid::EidKeys::load(&db, clock.now()).await?;
+            let summary =
+                crate::mandates::register::import(&db, &keys, &entries, clock.now()).await?;
+            println!(
+                "imported {} organizations with {} representatives; {} representatives removed",
+                summary.organizations, summary.representatives, summary.removed
+            );
+            Ok(())
+        }
         Command::EidSimulator {
             listen,
             issuer,

@@ -135,3 +135,38 @@ fn operators_add_list_show_and_remove_clients_and_rotate_keys() {
     let listed = run(&["keys", "list"]);
     assert!(listed.contains("pending"), "{listed}");
 }
+
+#[test]
+fn operators_import_a_business_register_extract() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("register.csv");
+    std::fs::write(
+        &file,
+        "country,code,name,rep_country,rep_person_identifier,rep_name,rep_role\n\
+         EE,12345678,Acme OÜ,EE,38001085718,Mari Maasikas,board member\n",
+    )
+    .unwrap();
+    let out = civitas(dir.path())
+        .args(["orgs", "import"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("imported 1 organizations with 1 representatives"),
+        "{text}"
+    );
+    std::fs::write(&file, "country;code\n").unwrap();
+    let out = civitas(dir.path())
+        .args(["orgs", "import"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("header"));
+}

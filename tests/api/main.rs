@@ -16,6 +16,7 @@ mod keys;
 mod layering;
 mod logout;
 mod machine;
+mod mandates;
 mod oidc;
 mod passkeys;
 mod registration;
