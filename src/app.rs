@@ -121,6 +121,7 @@ impl Civitas {
         let sessions = Sessions::new(cache.clone(), clock.clone(), settings.sessions.clone());
         let pairwise = PairwiseKey::load(&db, clock.now()).await?;
         let eid_keys = crate::eid::EidKeys::load(&db, clock.now()).await?;
+        let mandates = crate::mandates::Mandates::new(db.clone(), eid_keys.clone(), clock.clone());
         let oidc = Provider::new(
             Arc::new(settings.clone()),
             clock.clone(),
@@ -131,6 +132,7 @@ impl Civitas {
             accounts.clone(),
             pairwise,
             eid_keys.clone(),
+            mandates.clone(),
         );
         let passkeys = crate::passkeys::Passkeys::new(
             &settings.issuer,
@@ -148,7 +150,6 @@ impl Civitas {
             clock.clone(),
         )
         .map_err(StartError::Eid)?;
-        let mandates = crate::mandates::Mandates::new(db.clone(), eid_keys.clone(), clock.clone());
         Ok(Self {
             mandates,
             passkeys,

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::params::{ClaimsRequest, Params, Prompt, Repeated, Scope};
+use super::representation::{self as rep, Representation};
 use super::{OAuthError, Provider, consent, grants};
 use crate::accounts::AccountId;
 use crate::assurance::{self, Level};
@@ -79,6 +80,12 @@ pub struct PendingAuthorization {
     /// The minimum level of assurance the request demands, if any.
     #[serde(default)]
     pub required_acr: Option<String>,
+    /// Representation asked for: the powers needed (empty: any), if any.
+    #[serde(default)]
+    pub represent: Option<Vec<String>>,
+    /// The citizen's choice: `Some(None)` for "myself".
+    #[serde(default)]
+    pub represent_choice: Option<Option<Representation>>,
 }
 
 /// An authorization response (success or error) for the client.
@@ -146,6 +153,24 @@ pub struct StepUp {
     pub passkey_would_help: bool,
 }
 
+/// The representation chooser.
+#[derive(Debug, Clone)]
+pub struct Chooser {
+    /// The pending request's handle.
+    pub handle: String,
+    /// Anti-forgery token of the form.
+    pub csrf: String,
+    /// The client's display name.
+    pub client_name: String,
+    /// The organizations the citizen may act for here: mandate reference,
+    /// organization name, powers.
+    pub options: Vec<(String, String, String)>,
+    /// The powers the service asks for.
+    pub requested: Vec<String>,
+    /// Where the answer may go (the form's CSP must allow it).
+    pub redirect_uri: String,
+}
+
 /// What the authorization endpoint decides.
 #[derive(Debug)]
 pub enum Outcome {
@@ -171,6 +196,8 @@ pub enum Outcome {
     Consent(ConsentRequest),
     /// Offer a step-up: the session is below the demanded level.
     StepUp(StepUp),
+    /// Ask whom the citizen acts for.
+    ChooseRepresentation(Chooser),
 }
 
 /// A code, as stored until redeemed.
@@ -187,6 +214,8 @@ pub(crate) struct CodeGrant {
     pub(crate) auth_time: UnixTime,
     pub(crate) acr: String,
     pub(crate) amr: Vec<String>,
+    #[serde(default)]
+    pub(crate) representation: Option<Representation>,
 }
 
 /// What a requested claim shares and where it comes from, for the consent page.
@@ -456,6 +485,13 @@ impl Provider {
                 Ok(level) => level.map(|l| l.alias().to_owned()),
                 Err(e) => return fail("invalid_request", &e.to_string()),
             };
+        let represent = match rep::parse_request(
+            params.get("authorization_details"),
+            scope.contains(rep::REPRESENT_SCOPE),
+        ) {
+            Ok(r) => r,
+            Err(e) => return fail("invalid_authorization_details", &e),
+        };
         let pending = PendingAuthorization {
             client_id,
             redirect_uri,
@@ -480,6 +516,8 @@ impl Provider {
                 .flatten(),
             csrf: random_token(24),
             required_acr,
+            represent,
+            represent_choice: None,
         };
         self.proceed(pending, None, &client, session).await
     }
@@ -635,6 +673,48 @@ impl Provider {
                 }));
             }
         }
+        if let (Some(requested), None) = (&pending.represent, &pending.represent_choice) {
+            if pending.prompt.none {
+                return self
+                    .finish_with_error(
+                        &pending,
+                        handle,
+                        "interaction_required",
+                        "the citizen must choose whom they act for",
+                    )
+                    .await;
+            }
+            let level = Level::parse(&session.acr).unwrap_or(Level::Low);
+            let options = self
+                .mandates
+                .powers_of(&session.account_id)
+                .await
+                .map_err(|e| OAuthError::Internal(e.to_string()))?
+                .into_iter()
+                .filter(|p| p.covers(requested, level))
+                .map(|p| {
+                    let powers = if requested.is_empty() {
+                        p.powers.join(" ")
+                    } else {
+                        requested.join(" ")
+                    };
+                    (p.mandate_ref, p.org_name, powers)
+                })
+                .collect();
+            let handle = self.keep_pending(&pending, handle).await?;
+            return Ok(Outcome::ChooseRepresentation(Chooser {
+                handle,
+                csrf: pending.csrf.clone(),
+                client_name: client
+                    .metadata
+                    .client_name
+                    .clone()
+                    .unwrap_or_else(|| client.client_id.to_string()),
+                options,
+                requested: requested.clone(),
+                redirect_uri: pending.redirect_uri.clone(),
+            }));
+        }
         let claims: Vec<String> = pending.claims.consent_names();
         // First-party clients skip consent, except for verified claims: the
         // citizen always sees what their eID is used to share.
@@ -746,6 +826,79 @@ impl Provider {
             mode,
             params,
         }
+    }
+
+    /// The citizen chose whom they act for (`choice`: `self` or a mandate
+    /// reference offered on the chooser). The choice is checked again
+    /// against the mandates held now.
+    pub async fn choose_representation(
+        &self,
+        handle: &str,
+        csrf: &str,
+        choice: &str,
+        session: Option<Session>,
+    ) -> Result<Outcome, OAuthError> {
+        let Some(mut pending) = self.load_pending(handle).await? else {
+            return Ok(expired_request());
+        };
+        if !Secret::new(pending.csrf.clone()).matches(csrf) {
+            return Ok(refused(
+                "Request could not be verified",
+                "Please start again from the service.",
+            ));
+        }
+        let Some(client) = self.clients.get(&pending.client_id).await? else {
+            return Ok(refused(
+                "Unknown service",
+                "The service that sent you here is no longer registered.",
+            ));
+        };
+        let Some(session) = session.filter(|s| self.session_satisfies(&pending, &client, s)) else {
+            let login_hint = pending.login_hint.clone();
+            return Ok(Outcome::SignIn {
+                handle: handle.to_owned(),
+                login_hint,
+                create: false,
+            });
+        };
+        let requested = pending.represent.clone().unwrap_or_default();
+        let chosen = if choice == "self" {
+            None
+        } else {
+            let level = Level::parse(&session.acr).unwrap_or(Level::Low);
+            let power = self
+                .mandates
+                .powers_of(&session.account_id)
+                .await
+                .map_err(|e| OAuthError::Internal(e.to_string()))?
+                .into_iter()
+                .find(|p| p.mandate_ref == choice && p.covers(&requested, level));
+            let Some(p) = power else {
+                return Ok(refused(
+                    "You cannot act for this organization",
+                    "Your mandate does not cover what this service asks for, or it has ended.",
+                ));
+            };
+            let powers = if requested.is_empty() {
+                p.powers.clone()
+            } else {
+                requested.clone()
+            };
+            Some(Representation {
+                org_id: p.org_id,
+                org_name: p.org_name,
+                powers,
+                mandate: p.mandate_ref,
+            })
+        };
+        pending.represent_choice = Some(chosen);
+        let bytes =
+            serde_json::to_vec(&pending).map_err(|e| OAuthError::Internal(e.to_string()))?;
+        self.cache
+            .put(&pending_key(handle), &bytes, PENDING_TTL)
+            .await?;
+        self.proceed(pending, Some(handle), &client, Some(session))
+            .await
     }
 
     /// The citizen gave up on reaching the demanded level: the client gets
@@ -895,6 +1048,7 @@ impl Provider {
             auth_time: session.auth_time,
             acr: session.acr.clone(),
             amr: session.amr.clone(),
+            representation: pending.represent_choice.clone().flatten(),
         };
         let bytes = serde_json::to_vec(&grant).map_err(|e| OAuthError::Internal(e.to_string()))?;
         self.cache

@@ -44,6 +44,8 @@ pub struct Grant {
     pub expires_at: UnixTime,
     /// When it was revoked, if it was.
     pub revoked_at: Option<UnixTime>,
+    /// The organization it acts for, if the citizen chose one.
+    pub representation: Option<super::representation::Representation>,
 }
 
 impl Grant {
@@ -55,7 +57,7 @@ impl Grant {
 }
 
 const COLUMNS: &str = "grant_id, client_id, account_id, sid, scope, claims, auth_time, acr, amr, offline, \
-                       created_at, expires_at, revoked_at";
+                       created_at, expires_at, revoked_at, representation";
 
 /// Stores a new grant, recording the hash of the code it came from.
 ///
@@ -68,7 +70,8 @@ pub async fn insert(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO grants (grant_id, code_hash, client_id, account_id, sid, scope, claims, auth_time, acr, amr, \
-         offline, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         offline, created_at, expires_at, representation) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(&g.grant_id)
     .bind(code_hash.map(|h| h.as_str().to_owned()))
@@ -83,6 +86,7 @@ pub async fn insert(
     .bind(i64::from(g.offline))
     .bind(g.created_at.0)
     .bind(g.expires_at.0)
+    .bind(g.representation.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()))
     .execute(db.pool())
     .await?;
     Ok(())
@@ -110,6 +114,10 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Grant, StoreError> {
         created_at: UnixTime(r.try_get("created_at")?),
         expires_at: UnixTime(r.try_get("expires_at")?),
         revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(UnixTime),
+        representation: r
+            .try_get::<Option<String>, _>("representation")?
+            .map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?,
     })
 }
 

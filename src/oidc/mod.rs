@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod grants;
 pub mod logout;
 pub mod params;
+pub mod representation;
 pub mod subject;
 pub mod token;
 pub mod tokens;
@@ -137,6 +138,7 @@ pub struct Provider {
     accounts: Accounts,
     pairwise: subject::PairwiseKey,
     eid_keys: crate::eid::EidKeys,
+    mandates: crate::mandates::Mandates,
     jwks_cache: JwksCache,
     endpoints: Arc<Endpoints>,
 }
@@ -163,6 +165,7 @@ impl Provider {
         accounts: Accounts,
         pairwise: subject::PairwiseKey,
         eid_keys: crate::eid::EidKeys,
+        mandates: crate::mandates::Mandates,
     ) -> Self {
         let url = |p: &str| format!("{}{p}", settings.issuer);
         let endpoints = Arc::new(Endpoints {
@@ -181,6 +184,7 @@ impl Provider {
             accounts,
             pairwise,
             eid_keys,
+            mandates,
             endpoints,
         }
     }

@@ -143,6 +143,20 @@ impl Provider {
         }
         let grant = self.new_grant(client, &granted);
         grants::insert(&self.db, &grant, Some(&code_hash)).await?;
+        if let Some(r) = &grant.representation {
+            let detail = format!(
+                "acted for {} at {} under mandate {}",
+                r.org_id, client.client_id, r.mandate
+            );
+            crate::audit::record(
+                &self.db,
+                Some(&grant.account_id),
+                "mandate.used",
+                &detail,
+                self.clock.now(),
+            )
+            .await?;
+        }
         self.issue_tokens(client, &grant, granted.nonce.as_deref(), &grant.scope, true)
             .await
     }
@@ -168,6 +182,7 @@ impl Provider {
             created_at: now,
             expires_at: now.plus(self.settings.tokens.refresh_token_absolute_ttl.as_secs()),
             revoked_at: None,
+            representation: code.representation.clone(),
         }
     }
 
@@ -188,6 +203,12 @@ impl Provider {
         claims.acr = Some(grant.acr.clone());
         claims.amr = Some(grant.amr.clone());
         claims.gid = Some(grant.grant_id.clone());
+        if let Some(r) = &grant.representation {
+            // RFC 8693 §4.1: the organization is the subject; the citizen acts.
+            claims.sub = r.org_id.clone();
+            claims.act = Some(serde_json::json!({ "sub": sub }));
+            claims.authorization_details = Some(r.authorization_details());
+        }
         let access_token = self.sign_access_token(&claims)?;
         let id_token = if scope.contains("openid") {
             Some(
@@ -251,6 +272,16 @@ impl Provider {
         {
             extra.insert("verified_claims".into(), vc);
         }
+        if let Some(r) = &grant.representation {
+            extra.insert(
+                "representation".into(),
+                serde_json::json!({
+                    "organization": { "id": r.org_id, "name": r.org_name },
+                    "powers": r.powers,
+                    "mandate": r.mandate,
+                }),
+            );
+        }
         let claims = IdTokenClaims {
             iss: &self.settings.issuer,
             sub,
@@ -311,6 +342,24 @@ impl Provider {
                 return Err(OAuthError::invalid_grant("the refresh token is invalid"));
             }
         };
+        // A mandate revoked or expired after sign-in stops working here.
+        if let Some(r) = &grant.representation {
+            let level =
+                crate::assurance::Level::parse(&grant.acr).unwrap_or(crate::assurance::Level::Low);
+            let still = self
+                .mandates
+                .powers_of(&grant.account_id)
+                .await
+                .map_err(|e| OAuthError::Internal(e.to_string()))?
+                .iter()
+                .any(|p| p.mandate_ref == r.mandate && p.covers(&r.powers, level));
+            if !still {
+                grants::revoke(&self.db, &grant.grant_id, now).await?;
+                return Err(OAuthError::invalid_grant(
+                    "the mandate this grant acts under has ended",
+                ));
+            }
+        }
         let scope = match narrowed {
             Some(s) if !s.is_subset(&grant.scope) => {
                 return Err(OAuthError::new(

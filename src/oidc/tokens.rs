@@ -42,6 +42,12 @@ pub struct AccessTokenClaims {
     /// The grant the token comes from (private claim).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
+    /// RFC 8693 §4.1: who acts on behalf of the subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
+    /// RFC 9396: what was authorized (the representation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<serde_json::Value>,
 }
 
 /// ID-token claims (OIDC Core §2, §3.1.3.6).
@@ -96,6 +102,8 @@ impl Provider {
             acr: None,
             amr: None,
             gid: None,
+            act: None,
+            authorization_details: None,
         }
     }
 

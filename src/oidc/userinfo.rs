@@ -159,7 +159,16 @@ impl Provider {
         {
             out.insert("verified_claims".into(), vc);
         }
-        out.insert("sub".into(), Value::from(claims.sub));
+        // A representation token's subject is the organization; userinfo is
+        // about the citizen.
+        let sub = match (
+            &grant.representation,
+            self.clients.get(&grant.client_id).await?,
+        ) {
+            (Some(_), Some(client)) => self.pairwise.subject(&client, &grant.account_id),
+            _ => claims.sub,
+        };
+        out.insert("sub".into(), Value::from(sub));
         Ok(Value::Object(out.into_iter().collect()))
     }
 }

@@ -20,6 +20,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/authorize/resume", get(resume))
         .route("/consent", get(consent_page).post(consent_decide))
         .route("/authorize/cancel", axum::routing::post(cancel_step_up))
+        .route("/authorize/represent", axum::routing::post(represent))
 }
 
 /// The browser's live session, if any.
@@ -127,6 +128,26 @@ async fn cancel_step_up(
     ))
 }
 
+#[derive(Deserialize)]
+struct Represent {
+    auth: String,
+    csrf: String,
+    choice: String,
+}
+
+async fn represent(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<Represent>,
+) -> Result<Response, PageError> {
+    let session = current_session(&app, &headers).await?;
+    let outcome = app
+        .oidc
+        .choose_representation(&form.auth, &form.csrf, &form.choice, session)
+        .await?;
+    Ok(respond(&app, outcome))
+}
+
 /// Turns an authorization outcome into the browser's next step.
 fn respond(app: &AppState, outcome: Outcome) -> Response {
     match outcome {
@@ -141,6 +162,16 @@ fn respond(app: &AppState, outcome: Outcome) -> Response {
             }
             Redirect::to(&to).into_response()
         }
+        Outcome::ChooseRepresentation(c) => allow_form_target(
+            pages::render(&pages::Chooser {
+                client_name: &c.client_name,
+                requested: c.requested.join(", "),
+                options: &c.options,
+                handle: &c.handle,
+                csrf: &c.csrf,
+            }),
+            Some(&c.redirect_uri),
+        ),
         Outcome::StepUp(u) => allow_form_target(
             pages::render(&pages::StepUp {
                 client_name: &u.client_name,

@@ -129,6 +129,16 @@ pub(crate) struct StepUp<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "chooser.html")]
+pub(crate) struct Chooser<'a> {
+    pub(crate) client_name: &'a str,
+    pub(crate) requested: String,
+    pub(crate) options: &'a [(String, String, String)],
+    pub(crate) handle: &'a str,
+    pub(crate) csrf: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "form_post.html")]
 pub(crate) struct FormPost<'a> {
     pub(crate) action: &'a str,

@@ -20,6 +20,7 @@ mod mandates;
 mod oidc;
 mod passkeys;
 mod registration;
+mod representation;
 mod rp;
 mod scale_out;
 mod store_contract;
