@@ -147,6 +147,14 @@ enum ClientsCommand {
         /// The client id.
         client_id: String,
     },
+    /// Allow the client to exchange tokens (RFC 8693) for a downstream audience.
+    AllowExchange {
+        /// The client id.
+        client_id: String,
+        /// The downstream service: its client id, or a resource URI.
+        #[arg(long)]
+        audience: String,
+    },
     /// Set the verified claims (from eID proofing) the client may receive.
     AllowClaims {
         /// The client id.
@@ -483,6 +491,14 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
             } else {
                 Err(format!("no client `{client_id}`").into())
             }
+        }
+        ClientsCommand::AllowExchange {
+            client_id,
+            audience,
+        } => {
+            registry.allow_exchange(&client_id, &audience).await?;
+            println!("{client_id} may exchange tokens for {audience}");
+            Ok(())
         }
         ClientsCommand::AllowClaims {
             client_id,

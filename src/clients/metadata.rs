@@ -69,6 +69,9 @@ pub enum GrantType {
     RefreshToken,
     /// RFC 6749 §4.4, for machine clients.
     ClientCredentials,
+    /// RFC 8693 token exchange, along a call chain.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
 }
 
 /// How a client authenticates at the token endpoint (RFC 7591 §2).
@@ -332,6 +335,9 @@ impl MetadataRequest {
                         "authorization_code" => GrantType::AuthorizationCode,
                         "refresh_token" => GrantType::RefreshToken,
                         "client_credentials" => GrantType::ClientCredentials,
+                        "urn:ietf:params:oauth:grant-type:token-exchange" => {
+                            GrantType::TokenExchange
+                        }
                         "implicit" | "password" => {
                             return Err(bad(format!(
                                 "grant type `{name}` is not allowed (RFC 9700 §2.1)"
@@ -393,7 +399,8 @@ impl MetadataRequest {
             }
         };
         if token_endpoint_auth_method == AuthMethod::None
-            && grant_types.contains(&GrantType::ClientCredentials)
+            && (grant_types.contains(&GrantType::ClientCredentials)
+                || grant_types.contains(&GrantType::TokenExchange))
         {
             return Err(bad(
                 "a public client (token_endpoint_auth_method none) cannot use client_credentials",

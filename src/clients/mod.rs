@@ -427,3 +427,37 @@ impl Clients {
         Ok(())
     }
 }
+
+impl Clients {
+    /// May `client_id` exchange tokens for ones whose audience is `resource`
+    /// (RFC 8693 `may_act`, decided by the operator)?
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub async fn may_exchange(&self, client_id: &str, resource: &str) -> Result<bool, ClientError> {
+        Ok(store::may_exchange(&self.db, client_id, resource).await?)
+    }
+
+    /// Allows `client_id` to exchange tokens for `resource` (a downstream
+    /// client's id or an absolute URI).
+    ///
+    /// # Errors
+    /// An unknown client, a resource that is not an absolute URI without
+    /// fragment (RFC 8707 §2), or a store failure.
+    pub async fn allow_exchange(&self, client_id: &str, resource: &str) -> Result<(), ClientError> {
+        if self.get(client_id).await?.is_none() {
+            return Err(ClientError::NotFound(client_id.into()));
+        }
+        // A downstream client's id, or an absolute resource URI (RFC 8707 §2).
+        let is_client = self.get(resource).await?.is_some();
+        let is_uri = url::Url::parse(resource)
+            .is_ok_and(|u| u.fragment().is_none() && !u.cannot_be_a_base());
+        if !is_client && !is_uri {
+            return Err(ClientError::InvalidMetadata(format!(
+                "`{resource}` is neither a registered client nor an absolute URI without fragment"
+            )));
+        }
+        store::allow_exchange(&self.db, client_id, resource, self.clock.now()).await?;
+        Ok(())
+    }
+}

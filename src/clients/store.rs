@@ -162,3 +162,36 @@ pub(super) async fn set_allowed_claims(
     tx.commit().await?;
     Ok(())
 }
+
+pub(super) async fn may_exchange(
+    db: &Database,
+    client_id: &str,
+    resource: &str,
+) -> Result<bool, StoreError> {
+    let row = sqlx::query(
+        "SELECT 1 AS ok FROM exchange_permissions WHERE client_id = $1 AND resource = $2",
+    )
+    .bind(client_id)
+    .bind(resource)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.is_some())
+}
+
+pub(super) async fn allow_exchange(
+    db: &Database,
+    client_id: &str,
+    resource: &str,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO exchange_permissions (client_id, resource, granted_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (client_id, resource) DO NOTHING",
+    )
+    .bind(client_id)
+    .bind(resource)
+    .bind(now.0)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}

@@ -103,6 +103,7 @@ impl ProviderMetadata {
                 "authorization_code",
                 "refresh_token",
                 "client_credentials",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
             ],
             subject_types_supported: vec!["pairwise", "public"],
             id_token_signing_alg_values_supported: ID_TOKEN_ALGS.to_vec(),

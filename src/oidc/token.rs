@@ -34,6 +34,9 @@ pub struct TokenResponse {
     /// A refresh token, with `offline_access`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// RFC 8693 §2.2.1: the type of an exchanged token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -43,6 +46,11 @@ impl std::fmt::Debug for TokenResponse {
             .finish_non_exhaustive()
     }
 }
+
+/// RFC 8693 §2.1.
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 8693 §3.
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// RFC 7636 §4.1: 43 to 128 unreserved characters.
 fn is_code_verifier(v: &str) -> bool {
@@ -77,6 +85,7 @@ impl Provider {
             "authorization_code" => self.redeem_code(&client, &mut params).await,
             "refresh_token" => self.refresh(&client, &mut params).await,
             "client_credentials" => self.client_credentials(&client, &mut params),
+            TOKEN_EXCHANGE => self.exchange(&client, &mut params).await,
             _ => Err(OAuthError::new(
                 "unsupported_grant_type",
                 format!("grant_type `{grant_type}` is not supported"),
@@ -236,6 +245,7 @@ impl Provider {
             scope: scope.to_string(),
             id_token,
             refresh_token,
+            issued_token_type: None,
         })
     }
 
@@ -414,6 +424,7 @@ impl Provider {
             scope: scope.to_string(),
             id_token: None,
             refresh_token: None,
+            issued_token_type: None,
         })
     }
 
@@ -515,5 +526,167 @@ impl Provider {
             self.revoke_access_token(&claims).await?;
         }
         Ok(())
+    }
+}
+
+impl Provider {
+    /// RFC 8693 token exchange: a service that holds an access token (as its
+    /// client, or as its audience) gets one for a downstream service the
+    /// operator allowed it to call (`may_act`). The new token keeps the
+    /// subject, can only narrow scope and powers, nests `act` to record the
+    /// chain, never outlives the original, and stays tied to the original
+    /// grant (revoking it revokes every exchanged token).
+    async fn exchange(
+        &self,
+        client: &Client,
+        params: &mut Params,
+    ) -> Result<TokenResponse, OAuthError> {
+        Self::require_grant(client, GrantType::TokenExchange)?;
+        if params.get("actor_token").is_some() {
+            return Err(OAuthError::invalid_request(
+                "actor_token is not supported; the authenticated client is the actor",
+            ));
+        }
+        let token = params
+            .take("subject_token")
+            .ok_or_else(|| OAuthError::invalid_request("subject_token is missing"))?;
+        if params.get("subject_token_type") != Some(ACCESS_TOKEN_TYPE) {
+            return Err(OAuthError::invalid_request(
+                "subject_token_type must be an access token",
+            ));
+        }
+        if let Some(t) = params.get("requested_token_type")
+            && t != ACCESS_TOKEN_TYPE
+        {
+            return Err(OAuthError::invalid_request(
+                "only access tokens can be requested",
+            ));
+        }
+        // RFC 8707 resource or RFC 8693 audience: the downstream service.
+        let target = params
+            .take("resource")
+            .or_else(|| params.take("audience"))
+            .ok_or_else(|| {
+                OAuthError::new(
+                    "invalid_target",
+                    "name the downstream service (audience or resource)",
+                )
+            })?;
+        if !self
+            .clients
+            .may_exchange(client.client_id.as_str(), &target)
+            .await?
+        {
+            return Err(OAuthError::new(
+                "invalid_target",
+                "this client may not exchange tokens for that audience",
+            ));
+        }
+        let subject = self.verify_access_token(&token).await.map_err(|_| {
+            OAuthError::invalid_grant("subject_token is not a valid Civitas access token")
+        })?;
+        // Only the token's holder may exchange it: its client, or its audience.
+        if subject.client_id != client.client_id.as_str()
+            && subject.aud != client.client_id.as_str()
+        {
+            return Err(OAuthError::invalid_grant(
+                "subject_token was not issued to or for this client",
+            ));
+        }
+        let held = Scope::parse(&subject.scope).unwrap_or_default();
+        let scope = match params.take("scope") {
+            None => held.clone(),
+            Some(s) => Scope::parse(&s).map_err(|e| OAuthError::new("invalid_scope", e))?,
+        };
+        if !scope.is_subset(&held) {
+            return Err(OAuthError::new(
+                "invalid_scope",
+                "an exchange can only narrow the scope",
+            ));
+        }
+        let details = match (
+            &subject.authorization_details,
+            params.get("authorization_details"),
+        ) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(OAuthError::new(
+                    "invalid_authorization_details",
+                    "the subject token carries no powers to narrow",
+                ));
+            }
+            (Some(held), requested) => {
+                let mut entry = held.get(0).cloned().unwrap_or_default();
+                if let Some(raw) = requested {
+                    let wanted = super::representation::parse_request(Some(raw), false)
+                        .map_err(|e| OAuthError::new("invalid_authorization_details", e))?
+                        .unwrap_or_default();
+                    let have: Vec<String> = entry["powers"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if wanted.is_empty() || !wanted.iter().all(|w| have.contains(w)) {
+                        return Err(OAuthError::new(
+                            "invalid_authorization_details",
+                            "an exchange can only narrow the powers",
+                        ));
+                    }
+                    entry["powers"] = serde_json::json!(wanted);
+                }
+                Some(serde_json::json!([entry]))
+            }
+        };
+        // The mandate behind the token must still hold.
+        if let Some(gid) = &subject.gid
+            && let Some(grant) = grants::get(&self.db, gid).await?
+            && let Some(r) = &grant.representation
+        {
+            let level =
+                crate::assurance::Level::parse(&grant.acr).unwrap_or(crate::assurance::Level::Low);
+            let still = self
+                .mandates
+                .powers_of(&grant.account_id)
+                .await
+                .map_err(|e| OAuthError::Internal(e.to_string()))?
+                .iter()
+                .any(|p| p.mandate_ref == r.mandate && p.covers(&r.powers, level));
+            if !still {
+                return Err(OAuthError::invalid_grant(
+                    "the mandate this token acts under has ended",
+                ));
+            }
+        }
+        let mut claims = self.access_claims(
+            subject.sub.clone(),
+            client.client_id.as_str(),
+            scope.to_string(),
+        );
+        claims.aud = target;
+        claims.exp = claims.exp.min(subject.exp);
+        claims.auth_time = subject.auth_time;
+        claims.acr = subject.acr.clone();
+        claims.amr = subject.amr.clone();
+        claims.gid = subject.gid.clone();
+        claims.authorization_details = details;
+        // RFC 8693 §4.1: the client acts now; earlier actors nest inside.
+        let mut act = serde_json::json!({ "sub": client.client_id.as_str() });
+        if let Some(prior) = subject.act {
+            act["act"] = prior;
+        }
+        claims.act = Some(act);
+        let expires_in = u64::try_from(claims.exp - claims.iat).unwrap_or(0);
+        Ok(TokenResponse {
+            access_token: self.sign_access_token(&claims)?,
+            token_type: "Bearer",
+            expires_in,
+            scope: scope.to_string(),
+            id_token: None,
+            refresh_token: None,
+            issued_token_type: Some(ACCESS_TOKEN_TYPE),
+        })
     }
 }

@@ -307,3 +307,307 @@ async fn a_representative_acts_for_the_organization_and_the_tokens_say_so(stack:
 }
 
 on_both_stacks!(a_representative_acts_for_the_organization_and_the_tokens_say_so);
+
+/// A resource server as an agency would write it: verifies an access token
+/// against Civitas's JWKS with josekit, then checks issuer, type, audience,
+/// expiry and the powers; returns the claims.
+async fn resource_server_accepts(
+    app: &TestApp,
+    token: &str,
+    me: &str,
+    power: &str,
+) -> Result<Value, String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let jwks: Value = app.get_json("/jwks").await;
+    let header: Value =
+        serde_json::from_slice(&b64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    if header["typ"] != "at+jwt" {
+        return Err("not an access token".into());
+    }
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .ok_or("unknown key")?;
+    let jwk = josekit::jwk::Jwk::from_map(key.as_object().unwrap().clone()).unwrap();
+    let verifier = josekit::jws::ES256.verifier_from_jwk(&jwk).unwrap();
+    let (payload, _) =
+        josekit::jwt::decode_with_verifier(token, &verifier).map_err(|e| e.to_string())?;
+    let claims: Value = serde_json::from_str(&payload.to_string()).unwrap();
+    if claims["iss"] != app.base.as_str() || claims["aud"] != me {
+        return Err(format!("wrong issuer or audience: {}", claims["aud"]));
+    }
+    let powers = claims["authorization_details"][0]["powers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !powers.iter().any(|p| p == power) {
+        return Err("the power is not granted".into());
+    }
+    Ok(claims)
+}
+
+async fn a_portal_calls_payments_which_calls_cases_through_token_exchange(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let entries: Vec<register::RegisterEntry> = serde_json::from_value(json!([
+        {"country": "EE", "code": "12345678", "name": "Acme OÜ",
+         "representatives": [{"country": "EE", "person_identifier": MARI, "name": "Mari Maasikas"}]}
+    ]))
+    .unwrap();
+    register::import(
+        &app.app().db,
+        &app.app().eid_keys,
+        &entries,
+        app.app().clock.now(),
+    )
+    .await
+    .unwrap();
+    let exchange = "urn:ietf:params:oauth:grant-type:token-exchange";
+    let portal = app
+        .portal(json!({"scope": "openid offline_access represent payments:pay cases:read", "grant_types": ["authorization_code", "refresh_token", exchange]}))
+        .await;
+    let machine = |name: &str| json!({"client_name": name, "grant_types": [exchange], "scope": "payments:pay cases:read"});
+    let payments = app.register_ok(&machine("Payments")).await;
+    let cases = app.register_ok(&machine("Cases")).await;
+    let (pay_id, pay_secret) = (
+        payments["client_id"].as_str().unwrap(),
+        payments["client_secret"].as_str().unwrap(),
+    );
+    let (case_id, case_secret) = (
+        cases["client_id"].as_str().unwrap(),
+        cases["client_secret"].as_str().unwrap(),
+    );
+    let clients = &app.app().clients;
+    clients
+        .allow_exchange(&portal.client_id, pay_id)
+        .await
+        .unwrap();
+    clients.allow_exchange(pay_id, case_id).await.unwrap();
+
+    let (mut mari, _k, _id) = proven(&app, MARI, "mari@example.eu").await;
+    let (q, verifier) = app.auth_query(
+        &portal,
+        "openid offline_access payments:pay cases:read",
+        &format!(
+            "&authorization_details={}",
+            details(&["payments.pay", "cases.submit"])
+        ),
+    );
+    let chooser = mari.page(&format!("/authorize?{q}")).await;
+    let value = {
+        let at = chooser.find("Acme OÜ").unwrap();
+        let before = &chooser[..at];
+        before[before.rfind("value=\"").unwrap() + 7..]
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    mari.csrf = hidden(&chooser, "csrf");
+    let consent = mari
+        .post_form(
+            "/authorize/represent",
+            &[("auth", &hidden(&chooser, "auth")), ("choice", &value)],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    mari.csrf = hidden(&consent, "csrf");
+    let res = mari
+        .post_form(
+            "/consent",
+            &[("auth", &hidden(&consent, "auth")), ("decision", "allow")],
+        )
+        .await;
+    let code = param(&redirect_params(&res), "code").unwrap();
+    let tokens: Value = app
+        .exchange(&portal, &code, &verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let portal_token = tokens["access_token"].as_str().unwrap().to_owned();
+    let citizen = jwt_claims(&portal_token)["act"]["sub"].clone();
+
+    let exchange_for = |id: String,
+                        secret: String,
+                        token: String,
+                        audience: String,
+                        extra: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let mut form = vec![
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange".to_owned(),
+                ),
+                ("subject_token", token),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token".to_owned(),
+                ),
+                ("audience", audience),
+            ];
+            form.extend(extra);
+            app.http
+                .post(app.url("/token"))
+                .basic_auth(id, Some(secret))
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // Hop 1: the portal gets a token for the payment system, for paying only.
+    let res = exchange_for(
+        portal.client_id.clone(),
+        portal.secret.clone().unwrap(),
+        portal_token.clone(),
+        pay_id.to_owned(),
+        vec![(
+            "authorization_details",
+            json!([{"type": "urn:civitas:representation", "powers": ["payments.pay"]}]).to_string(),
+        )],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let hop1: Value = res.json().await.unwrap();
+    assert_eq!(
+        hop1["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    let pay_token = hop1["access_token"].as_str().unwrap().to_owned();
+    let seen = resource_server_accepts(&app, &pay_token, pay_id, "payments.pay")
+        .await
+        .unwrap();
+    assert_eq!(seen["sub"], "EE:12345678");
+    assert_eq!(
+        seen["act"],
+        json!({"sub": portal.client_id, "act": {"sub": citizen}}),
+        "the chain: portal, acting for the citizen"
+    );
+    assert!(
+        resource_server_accepts(&app, &pay_token, pay_id, "cases.submit")
+            .await
+            .is_err(),
+        "narrowed"
+    );
+    assert!(
+        resource_server_accepts(&app, &portal_token, pay_id, "payments.pay")
+            .await
+            .is_err(),
+        "the portal's own token is not for payments"
+    );
+
+    // Hop 2: the payment system gets a token for the case system.
+    let res = exchange_for(
+        pay_id.into(),
+        pay_secret.into(),
+        pay_token.clone(),
+        case_id.into(),
+        vec![],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let case_token = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = resource_server_accepts(&app, &case_token, case_id, "payments.pay")
+        .await
+        .unwrap();
+    assert_eq!(
+        seen["act"],
+        json!({"sub": pay_id, "act": {"sub": portal.client_id, "act": {"sub": citizen}}})
+    );
+
+    // Refused: widening the powers, widening the scope, an audience not
+    // permitted, a token the client does not hold.
+    let widen = vec![(
+        "authorization_details",
+        json!([{"type": "urn:civitas:representation", "powers": ["cases.submit"]}]).to_string(),
+    )];
+    let res = exchange_for(
+        pay_id.into(),
+        pay_secret.into(),
+        pay_token.clone(),
+        case_id.into(),
+        widen,
+    )
+    .await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_authorization_details"
+    );
+    let res = exchange_for(
+        pay_id.into(),
+        pay_secret.into(),
+        pay_token.clone(),
+        case_id.into(),
+        vec![("scope", "payments:pay admin".into())],
+    )
+    .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_scope");
+    let res = exchange_for(
+        case_id.into(),
+        case_secret.into(),
+        case_token.clone(),
+        pay_id.into(),
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_target",
+        "cases may not call payments"
+    );
+    let res = exchange_for(
+        pay_id.into(),
+        pay_secret.into(),
+        portal_token.clone(),
+        case_id.into(),
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_grant",
+        "payments never held the portal's token"
+    );
+
+    // Revoking the grant (the citizen's sign-in) revokes every exchanged token.
+    let res = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth(case_id, Some(case_secret))
+        .form(&[("token", case_token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["active"], true);
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    app.http
+        .post(app.url("/revoke"))
+        .basic_auth(&portal.client_id, portal.secret.as_deref())
+        .form(&[("token", rt)])
+        .send()
+        .await
+        .unwrap();
+    let res = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth(case_id, Some(case_secret))
+        .form(&[("token", case_token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["active"], false);
+}
+
+on_both_stacks!(a_portal_calls_payments_which_calls_cases_through_token_exchange);
