@@ -69,6 +69,9 @@ pub enum GrantType {
     RefreshToken,
     /// RFC 6749 §4.4, for machine clients.
     ClientCredentials,
+    /// RFC 7523 §2.1 JWT bearer grant, for agency-to-agency calls.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:jwt-bearer")]
+    JwtBearer,
     /// RFC 8693 token exchange, along a call chain.
     #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
     TokenExchange,
@@ -335,6 +338,7 @@ impl MetadataRequest {
                         "authorization_code" => GrantType::AuthorizationCode,
                         "refresh_token" => GrantType::RefreshToken,
                         "client_credentials" => GrantType::ClientCredentials,
+                        "urn:ietf:params:oauth:grant-type:jwt-bearer" => GrantType::JwtBearer,
                         "urn:ietf:params:oauth:grant-type:token-exchange" => {
                             GrantType::TokenExchange
                         }

@@ -26,6 +26,8 @@ use crate::ephemeral::{Ephemeral as _, Key, Namespace};
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Longest accepted lifetime of a client assertion.
 const MAX_ASSERTION_LIFETIME: i64 = 300;
+/// Longest accepted lifetime of a JWT bearer grant assertion (RFC 7523 §2.1).
+pub(crate) const MAX_GRANT_ASSERTION_LIFETIME: i64 = 120;
 /// Allowed clock skew.
 const SKEW: i64 = 30;
 
@@ -227,7 +229,12 @@ impl Provider {
                 ));
             }
             return self
-                .check_assertion(assertion, creds.client_id.as_deref(), endpoint_url)
+                .check_assertion(
+                    assertion,
+                    creds.client_id.as_deref(),
+                    endpoint_url,
+                    MAX_ASSERTION_LIFETIME,
+                )
                 .await;
         }
         let id = creds
@@ -266,11 +273,12 @@ impl Provider {
         Ok(client)
     }
 
-    async fn check_assertion(
+    pub(crate) async fn check_assertion(
         &self,
         assertion: &str,
         client_id: Option<&str>,
         endpoint_url: &str,
+        max_lifetime: i64,
     ) -> Result<Client, OAuthError> {
         let bad = |why: &str| OAuthError::invalid_client(format!("client assertion: {why}"));
         let mut parts = assertion.split('.');
@@ -348,8 +356,8 @@ impl Provider {
         if exp <= now - SKEW {
             return Err(bad("expired"));
         }
-        if exp > now + MAX_ASSERTION_LIFETIME + SKEW {
-            return Err(bad("exp is too far in the future (at most 5 minutes)"));
+        if exp > now + max_lifetime + SKEW {
+            return Err(bad("exp is too far in the future"));
         }
         if claims["iat"].as_i64().is_some_and(|iat| iat > now + SKEW) {
             return Err(bad("iat is in the future"));

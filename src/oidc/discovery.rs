@@ -104,6 +104,7 @@ impl ProviderMetadata {
                 "refresh_token",
                 "client_credentials",
                 "urn:ietf:params:oauth:grant-type:token-exchange",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
             ],
             subject_types_supported: vec!["pairwise", "public"],
             id_token_signing_alg_values_supported: ID_TOKEN_ALGS.to_vec(),

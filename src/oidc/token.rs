@@ -49,6 +49,8 @@ impl std::fmt::Debug for TokenResponse {
 
 /// RFC 8693 §2.1.
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 7523 §2.1.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// RFC 8693 §3.
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
@@ -78,13 +80,40 @@ impl Provider {
         let grant_type = params
             .take("grant_type")
             .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
-        let client = self
-            .authenticate_client(creds, &self.endpoints.token)
-            .await?;
+        // RFC 7523 §2.1: the assertion itself authenticates the client when
+        // no other credentials are sent.
+        let bare = creds.basic.is_none()
+            && creds.client_secret.is_none()
+            && creds.client_assertion.is_none();
+        let client = if grant_type == JWT_BEARER && bare {
+            let assertion = params
+                .get("assertion")
+                .ok_or_else(|| OAuthError::invalid_request("assertion is missing"))?;
+            self.check_assertion(
+                assertion,
+                creds.client_id.as_deref(),
+                &self.endpoints.token,
+                super::client_auth::MAX_GRANT_ASSERTION_LIFETIME,
+            )
+            .await
+            .map_err(|e| match e {
+                OAuthError::Protocol { description, .. } => OAuthError::invalid_grant(description),
+                other => other,
+            })?
+        } else {
+            self.authenticate_client(creds, &self.endpoints.token)
+                .await?
+        };
         match grant_type.as_str() {
             "authorization_code" => self.redeem_code(&client, &mut params).await,
             "refresh_token" => self.refresh(&client, &mut params).await,
-            "client_credentials" => self.client_credentials(&client, &mut params),
+            "client_credentials" => {
+                self.machine_token(&client, &mut params, GrantType::ClientCredentials)
+            }
+            JWT_BEARER if bare => self.machine_token(&client, &mut params, GrantType::JwtBearer),
+            JWT_BEARER => Err(OAuthError::invalid_request(
+                "send the assertion alone; it authenticates the client",
+            )),
             TOKEN_EXCHANGE => self.exchange(&client, &mut params).await,
             _ => Err(OAuthError::new(
                 "unsupported_grant_type",
@@ -387,12 +416,16 @@ impl Provider {
         Ok(response)
     }
 
-    fn client_credentials(
+    /// A token for the client itself: `client_credentials`, or the JWT
+    /// bearer grant (RFC 7523 §2.1) whose assertion names the client as its
+    /// own subject.
+    fn machine_token(
         &self,
         client: &Client,
         params: &mut Params,
+        grant: GrantType,
     ) -> Result<TokenResponse, OAuthError> {
-        Self::require_grant(client, GrantType::ClientCredentials)?;
+        Self::require_grant(client, grant)?;
         let registered = Scope::parse(&client.metadata.scope).unwrap_or_default();
         let scope = match params.take("scope") {
             None => registered.clone(),

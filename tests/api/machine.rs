@@ -467,3 +467,80 @@ async fn private_key_jwt_keys_come_from_the_client_jwks_uri(stack: Stack) {
 }
 
 on_both_stacks!(private_key_jwt_keys_come_from_the_client_jwks_uri);
+
+async fn an_agency_back_end_uses_the_jwt_bearer_grant_with_short_assertions(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let key = EcKeyPair::generate(EcCurve::P256).unwrap();
+    let mut public = key.to_jwk_public_key();
+    public.set_key_id("k1");
+    let reg = app
+        .register_ok(&json!({
+            "grant_types": ["urn:ietf:params:oauth:grant-type:jwt-bearer"],
+            "scope": "registry:read",
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [serde_json::Value::Object(public.into())]},
+        }))
+        .await;
+    let id = reg["client_id"].as_str().unwrap();
+    let post = |a: String| {
+        let app = &app;
+        async move {
+            app.http
+                .post(app.url("/token"))
+                .form(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", a.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let good = assertion(&key, id, &app.base, 100, "b-1");
+    let res = post(good.clone()).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        jwt_claims(body["access_token"].as_str().unwrap())["sub"],
+        id
+    );
+    assert_eq!(body["scope"], "registry:read");
+    for (what, a) in [
+        ("replayed", good),
+        (
+            "lives longer than 120 seconds",
+            assertion(&key, id, &app.base, 240, "b-2"),
+        ),
+        (
+            "wrong audience",
+            assertion(&key, id, "https://elsewhere.example", 60, "b-3"),
+        ),
+    ] {
+        let res = post(a).await;
+        assert_eq!(res.status(), 400, "{what}");
+        assert_eq!(
+            res.json::<Value>().await.unwrap()["error"],
+            "invalid_grant",
+            "{what}"
+        );
+    }
+    // A client not registered for the grant.
+    let other = app.register_ok(&json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [serde_json::Value::Object({ let mut p = key.to_jwk_public_key(); p.set_key_id("k1"); p.into() })]}})).await;
+    let res = post(assertion(
+        &key,
+        other["client_id"].as_str().unwrap(),
+        &app.base,
+        60,
+        "b-4",
+    ))
+    .await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
+}
+
+on_both_stacks!(an_agency_back_end_uses_the_jwt_bearer_grant_with_short_assertions);
