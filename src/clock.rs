@@ -51,6 +51,34 @@ impl UnixTime {
         (y, m, d, secs / 3_600, (secs % 3_600) / 60, secs % 60)
     }
 
+    /// Midnight UTC of a calendar date, if it is one (`YYYY-MM-DD`).
+    #[must_use]
+    pub fn from_date(text: &str) -> Option<Self> {
+        let mut parts = text.trim().split('-');
+        let (y, m, d) = (
+            parts.next()?.parse::<i64>().ok()?,
+            parts.next()?.parse::<i64>().ok()?,
+            parts.next()?.parse::<i64>().ok()?,
+        );
+        if parts.next().is_some()
+            || !(1..=12).contains(&m)
+            || !(1..=31).contains(&d)
+            || !(1970..=9999).contains(&y)
+        {
+            return None;
+        }
+        // Howard Hinnant's days-from-civil.
+        let y2 = if m <= 2 { y - 1 } else { y };
+        let era = y2.div_euclid(400);
+        let yoe = y2 - era * 400;
+        let mp = if m > 2 { m - 3 } else { m + 9 };
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let t = Self((era * 146_097 + doe - 719_468) * 86_400);
+        let (cy, cm, cd, ..) = t.civil();
+        (cy == y && cm == m && cd == d).then_some(t)
+    }
+
     /// RFC 3339 / ISO 8601 in UTC, for example `2026-11-26T19:39:00Z`.
     #[must_use]
     pub fn rfc3339(self) -> String {

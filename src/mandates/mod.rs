@@ -559,3 +559,59 @@ impl Mandates {
         Ok(ended)
     }
 }
+
+impl Mandates {
+    /// Mandates `account` granted that are still in force, with the organization's name.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub async fn granted_by(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<(Mandate, String)>, MandateError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS}, o.name AS org_name FROM mandates m JOIN organizations o ON o.org_id = m.org_id \
+             WHERE m.granted_by = $1 AND m.revoked_at IS NULL ORDER BY m.granted_at"
+        ));
+        let sql = sqlx::AssertSqlSafe(
+            sql.0
+                .replace("mandate_id, org_id,", "m.mandate_id, m.org_id,"),
+        );
+        let rows = sqlx::query(sql)
+            .bind(account.as_str())
+            .fetch_all(self.db.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((from_row(r)?, r.try_get::<String, _>("org_name")?)))
+            .collect()
+    }
+
+    /// Mandates addressed to `account` (by its eID-proven identifier) and not
+    /// yet accepted.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub async fn pending_for(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<(Mandate, String)>, MandateError> {
+        let Some(person) = self.person_hash_of(account).await? else {
+            return Ok(Vec::new());
+        };
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS}, o.name AS org_name FROM mandates m JOIN organizations o ON o.org_id = m.org_id \
+             WHERE m.representative_person = $1 AND m.accepted_at IS NULL AND m.revoked_at IS NULL ORDER BY m.granted_at"
+        ));
+        let sql = sqlx::AssertSqlSafe(
+            sql.0
+                .replace("mandate_id, org_id,", "m.mandate_id, m.org_id,"),
+        );
+        let rows = sqlx::query(sql)
+            .bind(person)
+            .fetch_all(self.db.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((from_row(r)?, r.try_get::<String, _>("org_name")?)))
+            .collect()
+    }
+}

@@ -14,6 +14,7 @@ mod error;
 mod extract;
 mod logout;
 mod meta;
+mod organizations;
 mod pages;
 mod passkeys;
 mod registration;
@@ -114,6 +115,7 @@ pub fn router(app: State) -> Router {
         .merge(passkeys::routes())
         .merge(account::routes())
         .merge(eid::routes())
+        .merge(organizations::routes())
         .merge(registration::routes())
         .merge(authorize::routes())
         .merge(token::routes())

@@ -139,6 +139,29 @@ pub(crate) struct Chooser<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "organizations.html")]
+pub(crate) struct Organizations<'a> {
+    pub(crate) notice: Option<&'a str>,
+    pub(crate) invitation: Option<&'a str>,
+    /// Organization, powers, basis, mandate id (empty for statutory).
+    pub(crate) powers: Vec<(String, String, String, String)>,
+    /// Mandate id, organization, powers.
+    pub(crate) pending: Vec<(String, String, String)>,
+    /// Mandate id, organization, powers, state.
+    pub(crate) granted: Vec<(String, String, String, String)>,
+    /// Mandate reference, label.
+    pub(crate) delegable: Vec<(String, String)>,
+    pub(crate) csrf: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "invitation.html")]
+pub(crate) struct Invitation<'a> {
+    pub(crate) csrf: &'a str,
+    pub(crate) token: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "form_post.html")]
 pub(crate) struct FormPost<'a> {
     pub(crate) action: &'a str,

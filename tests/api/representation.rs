@@ -611,3 +611,135 @@ async fn a_portal_calls_payments_which_calls_cases_through_token_exchange(stack:
 }
 
 on_both_stacks!(a_portal_calls_payments_which_calls_cases_through_token_exchange);
+
+async fn the_organizations_page_grants_accepts_and_revokes_mandates(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let entries: Vec<register::RegisterEntry> = serde_json::from_value(json!([
+        {"country": "EE", "code": "12345678", "name": "Acme OÜ",
+         "representatives": [{"country": "EE", "person_identifier": MARI, "name": "Mari Maasikas"}]}
+    ]))
+    .unwrap();
+    register::import(
+        &app.app().db,
+        &app.app().eid_keys,
+        &entries,
+        app.app().clock.now(),
+    )
+    .await
+    .unwrap();
+    let (mut mari, _mk, _) = proven(&app, MARI, "mari@example.eu").await;
+    let (mut jaan, _jk, _) = proven(&app, JAAN, "jaan@example.eu").await;
+
+    let page = mari.page("/account/organizations").await;
+    assert!(
+        page.contains("Acme OÜ")
+            && page.contains("statutory representative")
+            && page.contains("data-testid=\"mandate-grant\""),
+        "{page}"
+    );
+    let res = mari
+        .post_form(
+            "/account/organizations/grant",
+            &[
+                ("from", "statutory:EE:12345678"),
+                ("powers", "payments.pay"),
+                ("person_country", "EE"),
+                ("person_identifier", JAAN),
+                ("valid_until", "31/12/2030"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 400, "a date that is not YYYY-MM-DD");
+    let res = mari
+        .post_form(
+            "/account/organizations/grant",
+            &[
+                ("from", "statutory:EE:12345678"),
+                ("powers", "payments.pay"),
+                ("person_country", "EE"),
+                ("person_identifier", JAAN),
+                ("valid_until", "2099-12-31"),
+            ],
+        )
+        .await;
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("notice=granted")
+    );
+
+    let page = jaan.page("/account/organizations").await;
+    assert!(page.contains("Mandates waiting for you"), "{page}");
+    let id = hidden(
+        &page[page.find("Mandates waiting for you").unwrap()..],
+        "mandate_id",
+    );
+    let res = jaan
+        .post_form("/account/organizations/accept", &[("mandate_id", &id)])
+        .await;
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("notice=accepted")
+    );
+    let page = jaan.page("/account/organizations").await;
+    assert!(page.contains("payments.pay") && page.contains("Give up this mandate"));
+
+    // An invitation link, accepted by another proven citizen.
+    mari.page("/account/organizations").await;
+    let html = mari
+        .post_form(
+            "/account/organizations/grant",
+            &[
+                ("from", "statutory:EE:12345678"),
+                ("powers", "cases.submit"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let start = html.find("data-testid=\"invitation-link\">").unwrap()
+        + "data-testid=\"invitation-link\">".len();
+    let link = html[start..].split('<').next().unwrap().to_owned();
+    let (mut anne, _ak, anne_id) = proven(&app, "49403136526", "anne@example.eu").await;
+    let path = &link[app.base.len()..];
+    anne.page(path).await;
+    let res = anne.post_form(path, &[]).await;
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("notice=accepted")
+    );
+    assert_eq!(
+        app.app().mandates.powers_of(&anne_id).await.unwrap()[0].powers,
+        ["cases.submit"]
+    );
+
+    // Mari revokes Jaan's mandate from her page.
+    let page = mari.page("/account/organizations").await;
+    let granted = &page[page.find("Mandates you granted").unwrap()..];
+    let first = hidden(granted, "mandate_id");
+    let res = mari
+        .post_form("/account/organizations/revoke", &[("mandate_id", &first)])
+        .await;
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("notice=revoked")
+    );
+    assert!(
+        !jaan
+            .page("/account/organizations")
+            .await
+            .contains("Give up this mandate")
+    );
+}
+
+on_both_stacks!(the_organizations_page_grants_accepts_and_revokes_mandates);
