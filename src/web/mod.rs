@@ -7,6 +7,7 @@
 //! logger, panic catching, security headers, body limit.
 
 mod account;
+mod admin;
 mod authorize;
 mod csrf;
 mod eid;
@@ -116,6 +117,7 @@ pub fn router(app: State) -> Router {
         .merge(account::routes())
         .merge(eid::routes())
         .merge(organizations::routes())
+        .merge(admin::routes())
         .merge(registration::routes())
         .merge(authorize::routes())
         .merge(token::routes())

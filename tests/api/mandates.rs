@@ -294,3 +294,54 @@ fn register_extracts_are_read_from_json_or_csv() {
 }
 
 on_both_stacks!(statutory_representatives_grant_mandates_that_delegate_only_downwards);
+
+async fn the_register_is_imported_through_the_admin_api(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let body = serde_json::json!([{"country": "EE", "code": "12345678", "name": "Acme OÜ",
+        "representatives": [{"country": "EE", "person_identifier": MARI, "name": "Mari Maasikas"}]}]);
+    let url = app.url("/admin/register");
+    let res = app.http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let res = app
+        .http
+        .post(&url)
+        .bearer_auth(crate::helpers::REGISTRATION_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        401,
+        "the registration token is not the admin token"
+    );
+    let res = app
+        .http
+        .post(&url)
+        .bearer_auth("test-admin-token-0123456789")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let summary: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        summary,
+        serde_json::json!({"organizations": 1, "representatives": 1, "removed": 0})
+    );
+    let res = app
+        .http
+        .post(&url)
+        .bearer_auth("test-admin-token-0123456789")
+        .body("[{\"country\": 1}]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let mari = citizen(&app, MARI, Level::Substantial).await;
+    assert_eq!(app.app().mandates.powers_of(&mari).await.unwrap().len(), 1);
+}
+
+on_both_stacks!(the_register_is_imported_through_the_admin_api);
