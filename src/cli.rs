@@ -111,7 +111,7 @@ enum ClientsCommand {
         /// Exact post-logout redirect URI; repeatable.
         #[arg(long = "post-logout-redirect-uri")]
         post_logout_redirect_uris: Vec<String>,
-        /// Grant type (authorization_code, refresh_token, client_credentials); repeatable.
+        /// Grant type (authorization_code, refresh_token, client_credentials, or the token-exchange and jwt-bearer URNs); repeatable.
         #[arg(long = "grant")]
         grants: Vec<String>,
         /// client_secret_basic (default), client_secret_post, private_key_jwt or none.

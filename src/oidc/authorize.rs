@@ -245,6 +245,7 @@ pub fn describe_scope(scope: &str) -> &'static str {
         "profile" => "Your name",
         "email" => "Your email address",
         "offline_access" => "Access while you are not signed in",
+        "represent" => "Acting for an organization you choose, if you represent one",
         _ => "Access to the service's own data",
     }
 }

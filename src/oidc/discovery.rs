@@ -57,6 +57,7 @@ pub struct ProviderMetadata {
     code_challenge_methods_supported: Vec<&'static str>,
     scopes_supported: Vec<&'static str>,
     claims_supported: Vec<&'static str>,
+    authorization_details_types_supported: Vec<&'static str>,
     acr_values_supported: Vec<&'static str>,
     prompt_values_supported: Vec<&'static str>,
     introspection_endpoint_auth_methods_supported: Vec<&'static str>,
@@ -116,7 +117,8 @@ impl ProviderMetadata {
             ],
             token_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGS.to_vec(),
             code_challenge_methods_supported: vec!["S256"],
-            scopes_supported: vec!["openid", "profile", "email", "offline_access"],
+            scopes_supported: vec!["openid", "profile", "email", "offline_access", "represent"],
+            authorization_details_types_supported: vec![super::representation::REPRESENTATION_TYPE],
             claims_supported: [
                 super::userinfo::SUPPORTED_CLAIMS,
                 &[

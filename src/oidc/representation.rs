@@ -71,6 +71,9 @@ pub fn parse_request(
                     .get("powers")
                     .and_then(serde_json::Value::as_array)
                     .ok_or("a representation entry needs a powers array")?;
+                if list.is_empty() {
+                    return Err("a representation entry must name at least one power".into());
+                }
                 let out = powers.get_or_insert_with(Vec::new);
                 for p in list {
                     let p = p.as_str().ok_or("powers must be strings")?;

@@ -662,7 +662,8 @@ impl Provider {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    if wanted.is_empty() || !wanted.iter().all(|w| have.contains(w)) {
+                    let all = have.iter().any(|h| h == crate::mandates::ALL_POWERS);
+                    if wanted.is_empty() || !(all || wanted.iter().all(|w| have.contains(w))) {
                         return Err(OAuthError::new(
                             "invalid_authorization_details",
                             "an exchange can only narrow the powers",
@@ -688,6 +689,7 @@ impl Provider {
                 .iter()
                 .any(|p| p.mandate_ref == r.mandate && p.covers(&r.powers, level));
             if !still {
+                grants::revoke(&self.db, &grant.grant_id, self.clock.now()).await?;
                 return Err(OAuthError::invalid_grant(
                     "the mandate this token acts under has ended",
                 ));

@@ -127,6 +127,14 @@ impl Provider {
     /// `invalid_token` (401) or `insufficient_scope` (403) per RFC 6750 §3.1.
     pub async fn userinfo(&self, access_token: &str) -> Result<Value, OAuthError> {
         let claims = self.verify_access_token(access_token).await?;
+        // Only tokens meant for Civitas itself read the citizen's claims; a
+        // token exchanged for a downstream service does not.
+        if claims.aud != self.settings.issuer {
+            return Err(OAuthError::new(
+                "invalid_token",
+                "the token's audience is another service",
+            ));
+        }
         let scope = Scope::parse(&claims.scope).unwrap_or_default();
         if !scope.contains("openid") {
             return Err(OAuthError::new(

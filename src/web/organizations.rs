@@ -206,9 +206,14 @@ async fn grant(
     };
     let valid_until = match f.valid_until.trim() {
         "" => None,
-        d => Some(UnixTime::from_date(d).ok_or_else(|| {
-            PageError::bad_request("Invalid date", "Write the date as YYYY-MM-DD.")
-        })?),
+        // Valid through the whole day given.
+        d => Some(
+            UnixTime::from_date(d)
+                .ok_or_else(|| {
+                    PageError::bad_request("Invalid date", "Write the date as YYYY-MM-DD.")
+                })?
+                .plus(86_400),
+        ),
     };
     let grantee = if f.person_identifier.trim().is_empty() {
         Grantee::Invitation

@@ -417,3 +417,90 @@ async fn a_citizen_enrolls_an_eid_in_the_browser_to_reach_a_service_that_require
     let _ = browser.wait().await;
     events.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_board_member_chooses_her_company_in_the_browser() {
+    if !chromium_available() {
+        return;
+    }
+    let (app, _sim) = crate::eid::with_simulator(Stack::Embedded).await.unwrap();
+    let entries: Vec<civitas::mandates::register::RegisterEntry> = serde_json::from_value(json!([
+        {"country": "EE", "code": "12345678", "name": "Acme OÜ",
+         "representatives": [{"country": "EE", "person_identifier": "EE38001085718", "name": "Mari Maasikas"}]}
+    ]))
+    .unwrap();
+    civitas::mandates::register::import(
+        &app.app().db,
+        &app.app().eid_keys,
+        &entries,
+        civitas::clock::Clock::now(app.app().clock.as_ref()),
+    )
+    .await
+    .unwrap();
+    let portal = Rp::start(&app, "Tax portal", "localhost").await;
+    let (mut browser, page, events, _profile) = launch().await;
+
+    let details = form_urlencoded::byte_serialize(
+        json!([{"type": "urn:civitas:representation", "powers": ["tax.file"]}])
+            .to_string()
+            .as_bytes(),
+    )
+    .collect::<String>();
+    page.goto(format!(
+        "{}&acr_values=substantial&authorization_details={details}",
+        portal.begin()
+    ))
+    .await
+    .unwrap();
+    wait_for_url(&page, "the sign-in page", |u| u.contains("/signin?auth=")).await;
+    click(&page, "[data-testid=create-account]").await;
+    wait_for_url(&page, "the account form", |u| u.contains("/signin/create")).await;
+    type_into(&page, "input[name=display_name]", "Mari Maasikas").await;
+    type_into(&page, "input[name=email]", "mari@example.eu").await;
+    click(&page, "[data-testid=passkey-register]").await;
+    wait_for_url(&page, "the step-up page", |u| {
+        u.contains("/authorize/resume")
+    })
+    .await;
+    click(&page, "[data-testid=step-up-eid-sim]").await;
+    wait_for_url(&page, "the eID simulator", |u| {
+        u.contains("/authorize?") && !u.contains(&app.base)
+    })
+    .await;
+    click(&page, "[data-testid=eid-approve]").await;
+
+    // The chooser: myself, or Acme OÜ, where she sits on the board.
+    wait_for_url(&page, "the chooser", |u| {
+        u.starts_with(&app.base) && u.contains("/authorize/resume")
+    })
+    .await;
+    let html = page.content().await.unwrap();
+    assert!(
+        html.contains("Whom do you act for") && html.contains("Acme OÜ"),
+        "{html}"
+    );
+    assert_eq!(
+        accessibility_problems(&page).await,
+        Vec::<String>::new(),
+        "chooser page"
+    );
+    click(&page, "[data-testid=represent-org-1]").await;
+    click(&page, "[data-testid=represent-continue]").await;
+    wait_for_url(&page, "the consent page", |u| {
+        u.ends_with("/authorize/represent")
+    })
+    .await;
+    click(&page, "[data-testid=consent-allow]").await;
+    wait_for_url(&page, "the portal's callback", |u| u.contains("/callback?")).await;
+    let signed = portal.sign_ins();
+    assert_eq!(signed.len(), 1);
+    assert_eq!(
+        signed[0]["representation"]["organization"]["name"],
+        "Acme OÜ"
+    );
+    assert_eq!(signed[0]["representation"]["powers"], json!(["tax.file"]));
+
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+    events.abort();
+}

@@ -233,10 +233,40 @@ async fn statutory_representatives_grant_mandates_that_delegate_only_downwards(s
         .unwrap_err();
     assert!(matches!(err, MandateError::NoDelegation));
 
+    // A mandate that needs high is not usable at substantial.
+    let (strict, _) = m
+        .grant(
+            &mari,
+            Level::Substantial,
+            GrantRequest {
+                min_level: Level::High,
+                ..grant(&org, person(ANNE), &["tax.file"], month, false, None)
+            },
+        )
+        .await
+        .unwrap();
+    m.accept(&anne, Some(&strict.id), None).await.unwrap();
+    let strict_power = m
+        .powers_of(&anne)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.mandate_ref == strict.id)
+        .unwrap();
+    assert!(!strict_power.covers(&["tax.file".into()], Level::Substantial));
+    assert!(strict_power.covers(&["tax.file".into()], Level::High));
+
     // Revoking Jaan's mandate revokes Anne's, delegated from it.
     assert_eq!(m.revoke(&mari, &to_jaan.id).await.unwrap(), 2);
     assert!(m.powers_of(&jaan).await.unwrap().is_empty());
-    assert!(m.powers_of(&anne).await.unwrap().is_empty());
+    assert!(
+        m.powers_of(&anne)
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| p.mandate_ref == strict.id),
+        "only the strict one is left"
+    );
     let events = civitas::audit::for_account(db, &mari, 20).await.unwrap();
     assert!(
         events.iter().any(|e| e.kind == "mandate.granted")

@@ -339,6 +339,17 @@ async fn resource_server_accepts(
     if claims["iss"] != app.base.as_str() || claims["aud"] != me {
         return Err(format!("wrong issuer or audience: {}", claims["aud"]));
     }
+    #[allow(clippy::disallowed_methods)] // the resource server has its own clock
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    if claims["exp"].as_i64().is_none_or(|exp| exp <= now) {
+        return Err("expired".into());
+    }
+    if claims["authorization_details"][0]["type"] != "urn:civitas:representation" {
+        return Err("no representation".into());
+    }
     let powers = claims["authorization_details"][0]["powers"]
         .as_array()
         .cloned()
@@ -504,6 +515,18 @@ async fn a_portal_calls_payments_which_calls_cases_through_token_exchange(stack:
             .is_err(),
         "the portal's own token is not for payments"
     );
+    let res = app
+        .http
+        .get(app.url("/userinfo"))
+        .bearer_auth(&pay_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        401,
+        "a token for payments does not read the citizen's userinfo"
+    );
 
     // Hop 2: the payment system gets a token for the case system.
     let res = exchange_for(
@@ -581,7 +604,45 @@ async fn a_portal_calls_payments_which_calls_cases_through_token_exchange(stack:
         "payments never held the portal's token"
     );
 
-    // Revoking the grant (the citizen's sign-in) revokes every exchanged token.
+    // A representative removed from the register: the next exchange fails.
+    register::import(
+        &app.app().db,
+        &app.app().eid_keys,
+        &[],
+        app.app().clock.now(),
+    )
+    .await
+    .unwrap();
+    let empty: Vec<register::RegisterEntry> = serde_json::from_value(json!([
+        {"country": "EE", "code": "12345678", "name": "Acme OÜ", "representatives": []}
+    ]))
+    .unwrap();
+    register::import(
+        &app.app().db,
+        &app.app().eid_keys,
+        &empty,
+        app.app().clock.now(),
+    )
+    .await
+    .unwrap();
+    let res = exchange_for(
+        pay_id.into(),
+        pay_secret.into(),
+        pay_token.clone(),
+        case_id.into(),
+        vec![],
+    )
+    .await;
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"], "invalid_grant", "{err}");
+    assert!(
+        err["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("mandate")
+    );
+
+    // The mandate ended, so the grant was revoked: every exchanged token goes.
     let res = app
         .http
         .post(app.url("/introspect"))
@@ -590,7 +651,7 @@ async fn a_portal_calls_payments_which_calls_cases_through_token_exchange(stack:
         .send()
         .await
         .unwrap();
-    assert_eq!(res.json::<Value>().await.unwrap()["active"], true);
+    assert_eq!(res.json::<Value>().await.unwrap()["active"], false);
     let rt = tokens["refresh_token"].as_str().unwrap();
     app.http
         .post(app.url("/revoke"))
