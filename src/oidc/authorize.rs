@@ -829,6 +829,41 @@ impl Provider {
         }
     }
 
+    /// Loads a pending request for one of its forms: checks the form's
+    /// anti-forgery token, that the client still exists and that the session
+    /// still satisfies the request. `Err` is the outcome to show instead.
+    async fn form_context(
+        &self,
+        handle: &str,
+        csrf: &str,
+        session: Option<Session>,
+    ) -> Result<Result<(PendingAuthorization, Client, Session), Outcome>, OAuthError> {
+        let Some(pending) = self.load_pending(handle).await? else {
+            return Ok(Err(expired_request()));
+        };
+        if !Secret::new(pending.csrf.clone()).matches(csrf) {
+            return Ok(Err(refused(
+                "Request could not be verified",
+                "The form was not sent from this page. Please start again from the service.",
+            )));
+        }
+        let Some(client) = self.clients.get(&pending.client_id).await? else {
+            return Ok(Err(refused(
+                "Unknown service",
+                "The service that sent you here is no longer registered.",
+            )));
+        };
+        let Some(session) = session.filter(|s| self.session_satisfies(&pending, &client, s)) else {
+            let login_hint = pending.login_hint.clone();
+            return Ok(Err(Outcome::SignIn {
+                handle: handle.to_owned(),
+                login_hint,
+                create: false,
+            }));
+        };
+        Ok(Ok((pending, client, session)))
+    }
+
     /// The citizen chose whom they act for (`choice`: `self` or a mandate
     /// reference offered on the chooser). The choice is checked again
     /// against the mandates held now.
@@ -839,28 +874,9 @@ impl Provider {
         choice: &str,
         session: Option<Session>,
     ) -> Result<Outcome, OAuthError> {
-        let Some(mut pending) = self.load_pending(handle).await? else {
-            return Ok(expired_request());
-        };
-        if !Secret::new(pending.csrf.clone()).matches(csrf) {
-            return Ok(refused(
-                "Request could not be verified",
-                "Please start again from the service.",
-            ));
-        }
-        let Some(client) = self.clients.get(&pending.client_id).await? else {
-            return Ok(refused(
-                "Unknown service",
-                "The service that sent you here is no longer registered.",
-            ));
-        };
-        let Some(session) = session.filter(|s| self.session_satisfies(&pending, &client, s)) else {
-            let login_hint = pending.login_hint.clone();
-            return Ok(Outcome::SignIn {
-                handle: handle.to_owned(),
-                login_hint,
-                create: false,
-            });
+        let (mut pending, client, session) = match self.form_context(handle, csrf, session).await? {
+            Ok(context) => context,
+            Err(outcome) => return Ok(outcome),
         };
         let requested = pending.represent.clone().unwrap_or_default();
         let chosen = if choice == "self" {
@@ -964,28 +980,9 @@ impl Provider {
         allow: bool,
         session: Option<Session>,
     ) -> Result<Outcome, OAuthError> {
-        let Some(pending) = self.load_pending(handle).await? else {
-            return Ok(expired_request());
-        };
-        if !Secret::new(pending.csrf.clone()).matches(csrf) {
-            return Ok(refused(
-                "Request could not be verified",
-                "The form was not sent from this page. Please start again from the service.",
-            ));
-        }
-        let Some(client) = self.clients.get(&pending.client_id).await? else {
-            return Ok(refused(
-                "Unknown service",
-                "The service that sent you here is no longer registered.",
-            ));
-        };
-        let Some(session) = session.filter(|s| self.session_satisfies(&pending, &client, s)) else {
-            let login_hint = pending.login_hint.clone();
-            return Ok(Outcome::SignIn {
-                handle: handle.to_owned(),
-                login_hint,
-                create: false,
-            });
+        let (pending, client, session) = match self.form_context(handle, csrf, session).await? {
+            Ok(context) => context,
+            Err(outcome) => return Ok(outcome),
         };
         if !allow {
             return self
