@@ -8,7 +8,10 @@
 pub mod metadata;
 mod store;
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -179,7 +182,11 @@ pub struct Clients {
     db: Database,
     clock: SharedClock,
     http: reqwest::Client,
+    recent: Arc<Mutex<HashMap<String, (Instant, Client)>>>,
 }
+
+/// How long [`Clients::get_recent`] may answer from memory.
+const RECENT_TTL: Duration = Duration::from_secs(5);
 
 impl Clients {
     /// The registry on `db`.
@@ -190,7 +197,12 @@ impl Clients {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
-        Self { db, clock, http }
+        Self {
+            db,
+            clock,
+            http,
+            recent: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// Registers a client with validated metadata.
@@ -236,6 +248,51 @@ impl Clients {
     /// If the database fails.
     pub async fn get(&self, client_id: &str) -> Result<Option<Client>, ClientError> {
         Ok(store::get_client(&self.db, client_id).await?)
+    }
+
+    /// The client with this id, answered from memory if it was read in the
+    /// last five seconds. For the token and authorization endpoints' hot
+    /// paths only: a secret reset or a deletion on another instance reaches
+    /// this one within five seconds. Registration management never uses it.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub async fn get_recent(&self, client_id: &str) -> Result<Option<Client>, ClientError> {
+        {
+            let recent = self
+                .recent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((at, client)) = recent.get(client_id)
+                && at.elapsed() < RECENT_TTL
+            {
+                return Ok(Some(client.clone()));
+            }
+        }
+        let client = self.get(client_id).await?;
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.len() > 10_000 {
+            recent.retain(|_, (at, _)| at.elapsed() < RECENT_TTL);
+        }
+        match &client {
+            Some(c) => {
+                recent.insert(client_id.to_owned(), (Instant::now(), c.clone()));
+            }
+            None => {
+                recent.remove(client_id);
+            }
+        }
+        Ok(client)
+    }
+
+    fn forget(&self, client_id: &str) {
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(client_id);
     }
 
     /// Every client, oldest first.
@@ -290,6 +347,7 @@ impl Clients {
         updated.metadata = metadata;
         updated.updated_at = self.clock.now();
         store::update_client(&self.db, &updated).await?;
+        self.forget(updated.client_id.as_str());
         tracing::info!(client_id = %updated.client_id, "client updated");
         Ok(Issued {
             client: updated,
@@ -304,6 +362,7 @@ impl Clients {
     /// If the database fails.
     pub async fn delete(&self, client_id: &str) -> Result<bool, ClientError> {
         let deleted = store::delete_client(&self.db, client_id).await?;
+        self.forget(client_id);
         if deleted {
             tracing::info!(client_id, "client deleted");
         }
@@ -329,6 +388,7 @@ impl Clients {
         client.secret_hash = Some(secret.hash());
         client.updated_at = self.clock.now();
         store::update_client(&self.db, &client).await?;
+        self.forget(client_id);
         Ok(secret)
     }
 }

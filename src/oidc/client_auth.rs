@@ -250,7 +250,7 @@ impl Provider {
 
     async fn known_client(&self, id: &str) -> Result<Client, OAuthError> {
         self.clients
-            .get(id)
+            .get_recent(id)
             .await?
             .ok_or_else(|| OAuthError::invalid_client("client authentication failed"))
     }
