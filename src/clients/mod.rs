@@ -251,8 +251,7 @@ impl Clients {
     }
 
     /// The client with this id, answered from memory if it was read in the
-    /// last five seconds. For the token and authorization endpoints' hot
-    /// paths only: a secret reset or a deletion on another instance reaches
+    /// last five seconds. For client authentication on the hot paths only: a secret reset or a deletion on another instance reaches
     /// this one within five seconds. Registration management never uses it.
     ///
     /// # Errors
