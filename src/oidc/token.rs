@@ -382,23 +382,7 @@ impl Provider {
             }
         };
         // A mandate revoked or expired after sign-in stops working here.
-        if let Some(r) = &grant.representation {
-            let level =
-                crate::assurance::Level::parse(&grant.acr).unwrap_or(crate::assurance::Level::Low);
-            let still = self
-                .mandates
-                .powers_of(&grant.account_id)
-                .await
-                .map_err(|e| OAuthError::Internal(e.to_string()))?
-                .iter()
-                .any(|p| p.mandate_ref == r.mandate && p.covers(&r.powers, level));
-            if !still {
-                grants::revoke(&self.db, &grant.grant_id, now).await?;
-                return Err(OAuthError::invalid_grant(
-                    "the mandate this grant acts under has ended",
-                ));
-            }
-        }
+        self.require_mandate(&grant).await?;
         let scope = match narrowed {
             Some(s) if !s.is_subset(&grant.scope) => {
                 return Err(OAuthError::new(
@@ -563,6 +547,32 @@ impl Provider {
 }
 
 impl Provider {
+    /// A grant that acts for an organization is usable only while its mandate
+    /// still covers its powers at the level it was signed in with. When it
+    /// does not, the grant is revoked (every token from it ends) and the
+    /// caller gets `invalid_grant`.
+    async fn require_mandate(&self, grant: &Grant) -> Result<(), OAuthError> {
+        let Some(r) = &grant.representation else {
+            return Ok(());
+        };
+        let level =
+            crate::assurance::Level::parse(&grant.acr).unwrap_or(crate::assurance::Level::Low);
+        let holds = self
+            .mandates
+            .powers_of(&grant.account_id)
+            .await
+            .map_err(|e| OAuthError::Internal(e.to_string()))?
+            .iter()
+            .any(|p| p.mandate_ref == r.mandate && p.covers(&r.powers, level));
+        if holds {
+            return Ok(());
+        }
+        grants::revoke(&self.db, &grant.grant_id, self.clock.now()).await?;
+        Err(OAuthError::invalid_grant(
+            "the mandate this grant acts under has ended",
+        ))
+    }
+
     /// RFC 8693 token exchange: a service that holds an access token (as its
     /// client, or as its audience) gets one for a downstream service the
     /// operator allowed it to call (`may_act`). The new token keeps the
@@ -677,23 +687,8 @@ impl Provider {
         // The mandate behind the token must still hold.
         if let Some(gid) = &subject.gid
             && let Some(grant) = grants::get(&self.db, gid).await?
-            && let Some(r) = &grant.representation
         {
-            let level =
-                crate::assurance::Level::parse(&grant.acr).unwrap_or(crate::assurance::Level::Low);
-            let still = self
-                .mandates
-                .powers_of(&grant.account_id)
-                .await
-                .map_err(|e| OAuthError::Internal(e.to_string()))?
-                .iter()
-                .any(|p| p.mandate_ref == r.mandate && p.covers(&r.powers, level));
-            if !still {
-                grants::revoke(&self.db, &grant.grant_id, self.clock.now()).await?;
-                return Err(OAuthError::invalid_grant(
-                    "the mandate this token acts under has ended",
-                ));
-            }
+            self.require_mandate(&grant).await?;
         }
         let mut claims = self.access_claims(
             subject.sub.clone(),
