@@ -30,9 +30,11 @@ pub enum Backend {
 /// A storage failure. The cause is for the log, never for the caller.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database could not be reached or answered with an error.
+    /// The database could not be reached or answered with an error. A lost
+    /// or refused connection arrives here as `sqlx::Error::Io` (see
+    /// [`StoreError::is_unavailable`]).
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     /// A migration failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -44,7 +46,52 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
+impl From<sqlx::Error> for StoreError {
+    /// Connection-level failures (the server shutting down or restarting, a
+    /// connection it terminated, a reset socket) become `sqlx::Error::Io`, so
+    /// that every caller treats them as "unavailable, retry" (503) rather
+    /// than as an internal error; everything else is kept as it is.
+    fn from(e: sqlx::Error) -> Self {
+        if connection_lost(&e) && !matches!(e, sqlx::Error::Io(_)) {
+            return Self::Database(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                e.to_string(),
+            )));
+        }
+        Self::Database(e)
+    }
+}
+
+/// Does `e` mean the database could not be reached, or dropped the
+/// connection, rather than refused the statement?
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            // Class 08: connection exception. 57P01-57P03: the server is
+            // shutting down, crashed, or cannot accept connections yet.
+            // 53300: too many connections.
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 impl StoreError {
+    /// Is the database unreachable (retry later, 503) rather than failing?
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))
+        )
+    }
+
     /// Is this a unique-constraint violation (a conflicting insert)?
     #[must_use]
     pub fn is_unique_violation(&self) -> bool {
@@ -82,6 +129,9 @@ impl Database {
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
+            // A pooled connection the server has since closed (a restart) is
+            // found and replaced before it is handed out, not by a request.
+            .test_before_acquire(true)
             .idle_timeout(Some(Duration::from_secs(300)))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
@@ -172,6 +222,29 @@ pub(crate) fn flag(v: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_connections_are_unavailable_and_failing_statements_are_not() {
+        for e in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Protocol("unexpected end of stream".into()),
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        ] {
+            let s = StoreError::from(e);
+            assert!(s.is_unavailable(), "{s}");
+            assert!(matches!(
+                s,
+                StoreError::Database(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+            ));
+        }
+        for e in [
+            sqlx::Error::RowNotFound,
+            sqlx::Error::ColumnNotFound("x".into()),
+        ] {
+            assert!(!StoreError::from(e).is_unavailable());
+        }
+    }
 
     #[test]
     fn sqlite_urls_ask_for_creation() {

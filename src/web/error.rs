@@ -124,7 +124,7 @@ impl IntoResponse for ApiError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     &ErrorBody {
                         error: "temporarily_unavailable",
-                        error_description: "the service is temporarily unavailable; retry shortly",
+                        error_description: unavailable_description(&cause),
                         request_id: None,
                     },
                 );
@@ -142,13 +142,27 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// What the caller of a 503 is told: which dependency is missing (the cache
+/// or the database), never the cause itself, which may name hosts. Causes
+/// are the `Display` of `EphemeralError` ("cache unavailable: …") and of
+/// `StoreError` ("database: …"), also when carried by `OAuthError`.
+fn unavailable_description(cause: &str) -> &'static str {
+    let cause = cause.trim_start_matches("unavailable: ");
+    if cause.starts_with("cache") {
+        "the cache (ephemeral state) is unavailable; retry shortly"
+    } else if cause.starts_with("database") {
+        "the database is unavailable; retry shortly"
+    } else {
+        "the service is temporarily unavailable; retry shortly"
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        match e {
-            crate::store::StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
-                Self::Unavailable(e.to_string())
-            }
-            other => Self::internal(other),
+        if e.is_unavailable() {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::internal(e)
         }
     }
 }
@@ -361,5 +375,56 @@ impl From<crate::oidc::OAuthError> for PageError {
             },
             OAuthError::Internal(cause) => Self::Internal(cause),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(res: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn unavailability_names_the_dependency_and_never_the_cause() {
+        let cache: ApiError = crate::ephemeral::EphemeralError::Unavailable(
+            "Connection refused (redis.internal)".into(),
+        )
+        .into();
+        let res = cache.into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+        let b = body(res).await;
+        assert_eq!(b["error"], "temporarily_unavailable");
+        assert!(b["error_description"].as_str().unwrap().contains("cache"));
+        assert!(!b.to_string().contains("redis.internal"));
+
+        let lost = crate::store::StoreError::from(sqlx::Error::Protocol("db.internal".into()));
+        let res = ApiError::from(lost).into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let b = body(res).await;
+        assert!(
+            b["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("database")
+        );
+        assert!(!b.to_string().contains("db.internal"));
+
+        // Through the protocol's error type too.
+        let oauth = crate::oidc::OAuthError::from(crate::ephemeral::EphemeralError::Unavailable(
+            "timed out".into(),
+        ));
+        let b = body(ApiError::from(oauth).into_response()).await;
+        assert!(b["error_description"].as_str().unwrap().contains("cache"));
+
+        // A failing statement is not an outage.
+        let bad = crate::store::StoreError::from(sqlx::Error::RowNotFound);
+        assert_eq!(
+            ApiError::from(bad).into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }
