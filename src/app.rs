@@ -84,6 +84,8 @@ pub struct Civitas {
     /// Organizations and representation mandates.
     pub mandates: crate::mandates::Mandates,
     discovery: Bytes,
+    /// Set once a graceful shutdown has begun: `/readyz` then answers 503.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// Health of the instance's dependencies (`/readyz`).
@@ -93,6 +95,8 @@ pub struct Readiness {
     pub database: bool,
     /// Does the cache answer?
     pub cache: bool,
+    /// Is the instance shutting down (finishing in-flight requests)?
+    pub draining: bool,
 }
 
 impl Civitas {
@@ -166,7 +170,15 @@ impl Civitas {
             db,
             cache,
             discovery,
+            draining: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Marks the instance as shutting down: from now on it reports not ready,
+    /// so that a load balancer that checks `/readyz` sends it nothing new.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The discovery document, serialised at start-up.
@@ -183,6 +195,7 @@ impl Civitas {
         Readiness {
             database: matches!(db, Ok(Ok(()))),
             cache: matches!(cache, Ok(Ok(()))),
+            draining: self.draining.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 }

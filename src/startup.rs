@@ -14,6 +14,10 @@ use crate::app::{Civitas, StartError};
 use crate::clock::SharedClock;
 use crate::config::Settings;
 
+/// How long in-flight requests may take to finish after a stop signal; the
+/// instance exits after that even if some are still running.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// A server running in the background of the current runtime.
 #[derive(Debug)]
 pub struct RunningServer {
@@ -27,16 +31,31 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Stops accepting connections, lets in-flight requests finish, stops the
-    /// background tasks and closes the database pool.
+    /// Reports not ready, stops accepting connections, lets in-flight
+    /// requests finish (for at most [`SHUTDOWN_GRACE`]), stops the background
+    /// tasks and closes the database pool. Idle keep-alive connections are
+    /// closed at once; a busy one after its current response.
     ///
     /// # Errors
-    /// If the server task failed.
+    /// If the server task failed, or in-flight requests were still running
+    /// after the grace period (they are then cut off).
     pub async fn shutdown(self) -> std::io::Result<()> {
+        self.app.start_draining();
         let _ = self.stop.send(true);
-        let result = match self.server.await {
-            Ok(r) => r,
-            Err(e) => Err(std::io::Error::other(e)),
+        let mut server = self.server;
+        let result = match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(std::io::Error::other(e)),
+            Err(_) => {
+                server.abort();
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "in-flight requests did not finish within {}s; they were cut off",
+                        SHUTDOWN_GRACE.as_secs()
+                    ),
+                ))
+            }
         };
         for t in self.tasks {
             t.abort();

@@ -52,14 +52,20 @@ struct ReadyBody {
 pub(super) async fn readyz(State(app): State<AppState>) -> Response {
     let r = app.readiness(Duration::from_secs(2)).await;
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let ready = r.database && r.cache;
+    let ready = r.database && r.cache && !r.draining;
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = ReadyBody {
-        status: if ready { "ready" } else { "unavailable" },
+        status: if r.draining {
+            "draining"
+        } else if ready {
+            "ready"
+        } else {
+            "unavailable"
+        },
         database: word(r.database),
         cache: word(r.cache),
     };
