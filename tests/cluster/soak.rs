@@ -5,12 +5,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use civitas::testkit::citizen::{query_param, validate_id_token};
+use civitas::testkit::{Citizen, FlowError, Rp};
+use tokio::sync::Mutex;
+
 use crate::load::{Machine, Tally, client, machine, send};
 
 /// Requests per second, all instances together.
 const RATE: u64 = 200;
 /// At most this many requests in flight; a full window delays the next one.
 const IN_FLIGHT: usize = 128;
+/// A complete sign-in every this many requests (one every 2.5 s: under the
+/// per-address limit of 60 passkey ceremonies a minute, all from 127.0.0.1).
+const FLOW_EVERY: u64 = 500;
 
 fn soak_secs() -> u64 {
     std::env::var("CIVITAS_SOAK_SECS")
@@ -75,6 +82,41 @@ async fn one(http: &reqwest::Client, lb: &str, m: &Machine, n: u64, tally: &Tall
     }
 }
 
+/// A citizen signs in again (new browser, passkey assertion, consent
+/// remembered) through the load balancer, and the relying party redeems
+/// the code and validates the ID token.
+async fn sign_in(
+    http: &reqwest::Client,
+    lb: &str,
+    rp: &Rp,
+    citizen: &Mutex<Citizen>,
+    jwks: &serde_json::Value,
+) -> Result<(), FlowError> {
+    let mut citizen = citizen.lock().await;
+    citizen.forget_cookies();
+    let request = rp.request("openid");
+    let params = citizen.authorize(rp, &request).await?;
+    let code = query_param(&params, "code")
+        .ok_or_else(|| FlowError::Unexpected(format!("no code: {params:?}")))?;
+    let tokens = rp.exchange(http, lb, &code, &request.verifier).await?;
+    let now = i64::try_from(
+        std::time::SystemTime::UNIX_EPOCH
+            .elapsed()
+            .unwrap_or_default()
+            .as_secs(),
+    )
+    .unwrap_or_default();
+    validate_id_token(
+        tokens["id_token"].as_str().unwrap_or_default(),
+        jwks,
+        lb,
+        &rp.client_id,
+        &request.nonce,
+        now,
+    )?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn soak_through_the_load_balancer_has_no_5xx_flat_memory_and_counts_every_request() {
     let _serial = crate::serial().await;
@@ -84,6 +126,34 @@ async fn soak_through_the_load_balancer_has_no_5xx_flat_memory_and_counts_every_
     let lb = cluster.base();
     let http = client();
     let m = machine(&http, &lb).await;
+    let rp = Rp::register(
+        &http,
+        &lb,
+        Some(crate::instance::REGISTRATION_TOKEN),
+        &serde_json::json!({
+            "client_name": "Permit portal",
+            "redirect_uris": ["https://portal.agency.example/callback"],
+            "scope": "openid",
+        }),
+    )
+    .await
+    .expect("register the portal");
+    let jwks = send(http.get(format!("{lb}/jwks"))).await.unwrap().json();
+    // Citizens with an account and a passkey (and consent given once).
+    let mut citizens = Vec::new();
+    for i in 0..4 {
+        let mut c = Citizen::new(
+            http.clone(),
+            &lb,
+            &lb,
+            &format!("Citizen {i}"),
+            &format!("c{i}@example.org"),
+        );
+        let request = rp.request("openid");
+        c.authorize(&rp, &request).await.expect("first sign-in");
+        citizens.push(Arc::new(Mutex::new(c)));
+    }
+    let (rp, jwks) = (Arc::new(rp), Arc::new(jwks));
     let secs = soak_secs();
     let warmup = Duration::from_secs((secs / 6).clamp(5, 20));
     let total = warmup + Duration::from_secs(secs);
@@ -107,6 +177,20 @@ async fn soak_through_the_load_balancer_has_no_5xx_flat_memory_and_counts_every_
         let permit = window.clone().acquire_owned().await.unwrap();
         n += 1;
         let (http, lb, m, tally) = (http.clone(), lb.clone(), m.clone(), tally.clone());
+        if n % FLOW_EVERY == 0 {
+            let citizen =
+                citizens[usize::try_from(n / FLOW_EVERY).unwrap() % citizens.len()].clone();
+            let (rp, jwks) = (rp.clone(), jwks.clone());
+            tasks.spawn(async move {
+                tally.sent();
+                match sign_in(&http, &lb, &rp, &citizen, &jwks).await {
+                    Ok(()) => tally.ok_op("sign-in flow"),
+                    Err(e) => tally.unexpected("sign-in flow", e.to_string()),
+                }
+                drop(permit);
+            });
+            continue;
+        }
         tasks.spawn(async move {
             one(&http, &lb, &m, n, &tally).await;
             drop(permit);
@@ -149,6 +233,10 @@ async fn soak_through_the_load_balancer_has_no_5xx_flat_memory_and_counts_every_
         "every request is accounted for"
     );
     assert!(t.expected_failures > 0, "the mix includes refusals");
+    assert!(
+        t.by_status.get("sign-in flow ok").copied().unwrap_or(0) >= secs / 3,
+        "too few sign-in flows completed"
+    );
     assert!(
         t.sent as f64 >= 0.8 * (RATE as f64) * elapsed.as_secs_f64(),
         "the rate fell below 80% of {RATE}/s: the server could not keep up"
