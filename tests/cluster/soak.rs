@@ -177,7 +177,7 @@ async fn soak_through_the_load_balancer_has_no_5xx_flat_memory_and_counts_every_
         let permit = window.clone().acquire_owned().await.unwrap();
         n += 1;
         let (http, lb, m, tally) = (http.clone(), lb.clone(), m.clone(), tally.clone());
-        if n % FLOW_EVERY == 0 {
+        if n.is_multiple_of(FLOW_EVERY) {
             let citizen =
                 citizens[usize::try_from(n / FLOW_EVERY).unwrap() % citizens.len()].clone();
             let (rp, jwks) = (rp.clone(), jwks.clone());
