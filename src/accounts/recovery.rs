@@ -48,7 +48,7 @@ pub async fn generate(
     now: UnixTime,
 ) -> Result<Vec<String>, StoreError> {
     let codes: Vec<String> = (0..CODES_PER_SET).map(|_| new_code()).collect();
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL")
         .bind(account.as_str())
         .execute(&mut *tx)

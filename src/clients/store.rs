@@ -145,7 +145,7 @@ pub(super) async fn set_allowed_claims(
     legal_basis: &str,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     sqlx::query("DELETE FROM client_claim_permissions WHERE client_id = $1")
         .bind(client_id)
         .execute(&mut *tx)

@@ -209,7 +209,7 @@ pub async fn bind(
     now: UnixTime,
 ) -> Result<(), EidError> {
     let hash = keys.identity_hash(identity);
-    let mut tx = db.pool().begin().await.map_err(StoreError::from)?;
+    let mut tx = db.begin().await.map_err(StoreError::from)?;
     let owner = sqlx::query("SELECT account_id FROM eid_bindings WHERE identity_hash = $1")
         .bind(&hash)
         .fetch_optional(&mut *tx)

@@ -524,7 +524,7 @@ impl Mandates {
         if !(m.granted_by == *by || m.representative.as_ref() == Some(by) || statutory) {
             return Err(MandateError::NotEntitled);
         }
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let mut frontier = vec![m.id.clone()];
         let mut ended = 0;
         while let Some(id) = frontier.pop() {

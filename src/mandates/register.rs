@@ -157,7 +157,7 @@ pub async fn import(
     now: UnixTime,
 ) -> Result<ImportSummary, ImportError> {
     let mut summary = ImportSummary::default();
-    let mut tx = db.pool().begin().await.map_err(StoreError::from)?;
+    let mut tx = db.begin().await.map_err(StoreError::from)?;
     for e in entries {
         if e.country.len() != 2 || e.code.trim().is_empty() || e.name.trim().is_empty() {
             return Err(ImportError::Format(format!(

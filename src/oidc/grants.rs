@@ -246,7 +246,7 @@ pub async fn rotate_refresh(
     now: UnixTime,
     idle_secs: u64,
 ) -> Result<RefreshUse, StoreError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     let row = sqlx::query(
         "SELECT grant_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1",
     )
@@ -365,7 +365,7 @@ pub async fn record_session_client(
 /// # Errors
 /// If the database fails.
 pub async fn take_session_clients(db: &Database, sid: &str) -> Result<Vec<String>, StoreError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     let rows =
         sqlx::query("SELECT client_id FROM session_clients WHERE sid = $1 ORDER BY created_at")
             .bind(sid)

@@ -120,7 +120,7 @@ pub(super) async fn create_account_with_passkey(
     user_handle: Uuid,
     passkey: &NewPasskey,
 ) -> Result<(), StoreError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO accounts (account_id, display_name, email, email_verified, created_at, user_handle) \
          VALUES ($1, $2, $3, 0, $4, $5)",
@@ -308,7 +308,7 @@ pub(super) async fn remove(
     account: &AccountId,
     credential_id: &str,
 ) -> Result<(), PasskeyError> {
-    let mut tx = db.pool().begin().await.map_err(StoreError::from)?;
+    let mut tx = db.begin().await.map_err(StoreError::from)?;
     let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM passkeys WHERE account_id = $1")
         .bind(account.as_str())
         .fetch_one(&mut *tx)

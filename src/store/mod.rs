@@ -173,6 +173,21 @@ impl Database {
         Ok(())
     }
 
+    /// Begins a transaction that will write. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`), waiting up to the busy timeout: a
+    /// deferred transaction that reads and then writes fails with
+    /// `SQLITE_BUSY_SNAPSHOT` (517) when another writer committed meanwhile,
+    /// which no timeout can cure. PostgreSQL's `BEGIN` needs nothing more.
+    ///
+    /// # Errors
+    /// If no connection can be had or the transaction cannot begin.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// The pool, for the domain stores.
     #[must_use]
     pub fn pool(&self) -> &AnyPool {

@@ -620,7 +620,50 @@ async fn consent_denied_returns_access_denied(stack: Stack) {
     assert_eq!(param(&params, "state").as_deref(), Some("st-123"));
 }
 
+/// Many relying parties rotate refresh tokens at once: every rotation must
+/// succeed (on SQLite a transaction that reads and then writes must take the
+/// write lock first, or it fails when another writer commits meanwhile).
+async fn concurrent_refresh_rotations_all_succeed(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let rp = app.portal(json!({})).await;
+    let mut chains = Vec::new();
+    for i in 0..12 {
+        let browser = app
+            .sign_in(&format!("Citizen {i}"), &format!("c{i}@example.eu"))
+            .await;
+        let tokens = app.tokens_for(&rp, &browser, "openid offline_access").await;
+        chains.push(tokens["refresh_token"].as_str().unwrap().to_owned());
+    }
+    let app = std::sync::Arc::new(app);
+    let mut tasks = Vec::new();
+    for mut token in chains {
+        let (app, rp) = (app.clone(), rp.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..5 {
+                let res = app
+                    .http
+                    .post(app.url("/token"))
+                    .basic_auth(&rp.client_id, rp.secret.as_deref())
+                    .form(&[("grant_type", "refresh_token"), ("refresh_token", &token)])
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status();
+                let body: Value = res.json().await.unwrap();
+                assert_eq!(status, 200, "{body}");
+                token = body["refresh_token"].as_str().unwrap().to_owned();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
 on_both_stacks!(
+    concurrent_refresh_rotations_all_succeed,
     a_relying_party_library_signs_a_citizen_in_refreshes_and_revokes,
     consent_is_remembered_and_sso_needs_no_new_sign_in,
     a_code_is_single_use_and_its_reuse_revokes_the_tokens,
