@@ -133,17 +133,37 @@ async fn an_internal_failure_shows_only_a_request_id(stack: Stack) {
     let Some(app) = TestApp::spawn(stack).await else {
         return;
     };
-    // Pull the database out from under the running instance.
-    app.app().db.close().await;
+    // Break the schema under the running instance: a failure that is
+    // Civitas's own (a lost connection would be a 503 naming the database).
+    sqlx::query("ALTER TABLE clients RENAME TO clients_gone")
+        .execute(app.app().db.pool())
+        .await
+        .unwrap();
     let res = app
         .register(&serde_json::json!({"redirect_uris": ["https://a.example/cb"]}))
         .await;
-    assert!(res.status().is_server_error(), "{}", res.status());
+    assert_eq!(res.status(), 500);
     let header_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     let text = res.text().await.unwrap();
     let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["request_id"], header_id.as_str());
     for leak in ["pool", "sqlx", "closed", "database", "postgres", "sqlite"] {
+        assert!(
+            !text.to_lowercase().contains(leak),
+            "the cause leaked: {text}"
+        );
+    }
+
+    // A database that is gone is a 503 that says so, without the cause, and
+    // readiness reports it.
+    app.app().db.close().await;
+    let res = app
+        .register(&serde_json::json!({"redirect_uris": ["https://a.example/cb"]}))
+        .await;
+    assert_eq!(res.status(), 503);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("temporarily_unavailable"), "{text}");
+    for leak in ["pool", "sqlx", "closed", "postgres", "sqlite"] {
         assert!(
             !text.to_lowercase().contains(leak),
             "the cause leaked: {text}"
