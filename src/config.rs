@@ -75,6 +75,81 @@ pub struct Settings {
     pub passkeys: PasskeySettings,
     /// National eID connectors (identity proofing).
     pub eid: EidSettings,
+    /// Abuse limits per client address, and the proxies in front of Civitas.
+    pub limits: LimitSettings,
+}
+
+/// Abuse limits per client address, and which peers are trusted proxies.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Passkey sign-in ceremonies (begin and finish, each) per client
+    /// address and minute. Default 60.
+    pub signin_per_minute: u64,
+    /// Passkey registrations (account creation, new passkeys) per client
+    /// address and minute. Default 20.
+    pub register_per_minute: u64,
+    /// The load balancers in front of Civitas, as addresses or CIDR blocks
+    /// (`10.0.0.0/8`). When the TCP peer is one of them, the client address
+    /// is the rightmost `X-Forwarded-For` entry that is not itself a trusted
+    /// proxy. Empty (the default): the TCP peer is the client, and
+    /// `X-Forwarded-For` is ignored, since anyone could send it.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            signin_per_minute: 60,
+            register_per_minute: 20,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl LimitSettings {
+    /// Is `ip` one of the trusted proxies? (The entries are checked at load.)
+    #[must_use]
+    pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_proxies
+            .iter()
+            .any(|p| parse_cidr(p).is_some_and(|(net, bits)| cidr_contains(net, bits, ip)))
+    }
+}
+
+/// Parses `addr` or `addr/bits`.
+fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (addr, bits) = match s.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (s, None),
+    };
+    let addr: std::net::IpAddr = addr.trim().parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        Some(b) => b.trim().parse::<u8>().ok().filter(|b| *b <= max)?,
+        None => max,
+    };
+    Some((addr, bits))
+}
+
+fn cidr_contains(net: std::net::IpAddr, bits: u8, ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let ip = match (net, ip) {
+        // An IPv4 peer may arrive as an IPv4-mapped IPv6 address.
+        (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        _ => ip,
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        _ => false,
+    }
 }
 
 /// National eID connectors.
@@ -293,6 +368,7 @@ struct Defaults {
     mail: MailSettings,
     passkeys: PasskeySettings,
     eid: EidSettings,
+    limits: LimitSettings,
 }
 
 const DEFAULTS: fn() -> Defaults = || Defaults {
@@ -309,6 +385,7 @@ const DEFAULTS: fn() -> Defaults = || Defaults {
     mail: MailSettings::default(),
     passkeys: PasskeySettings::default(),
     eid: EidSettings::default(),
+    limits: LimitSettings::default(),
 };
 
 /// Environment variables that select the file rather than set a value.
@@ -395,6 +472,23 @@ impl Settings {
             ));
         }
         self.listen_addr()?;
+        if self.limits.signin_per_minute == 0 || self.limits.register_per_minute == 0 {
+            return Err(invalid(
+                "limits",
+                "the per-minute limits must be at least 1",
+            ));
+        }
+        if let Some(bad) = self
+            .limits
+            .trusted_proxies
+            .iter()
+            .find(|p| parse_cidr(p).is_none())
+        {
+            return Err(invalid(
+                "limits.trusted_proxies",
+                format!("`{bad}` is not an IP address or CIDR block"),
+            ));
+        }
         if !(self.database_url.starts_with("sqlite:")
             || self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://"))
@@ -601,10 +695,37 @@ mod tests {
                 "authorization_code_ttl",
             ),
             ("registration_token = \"short\"", "registration_token"),
+            ("[limits]\nsignin_per_minute = 0", "limits"),
+            (
+                "[limits]\ntrusted_proxies = [\"10.0.0.0/33\"]",
+                "trusted_proxies",
+            ),
         ] {
             let err = Settings::from_toml(toml).unwrap_err();
             assert!(err.to_string().contains(key), "{toml}: {err}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_match_addresses_and_blocks() {
+        let s = Settings::from_toml(
+            "[limits]\ntrusted_proxies = [\"10.1.0.0/16\", \"192.0.2.7\", \"2001:db8::/32\"]",
+        )
+        .unwrap();
+        let trusted = |ip: &str| s.limits.is_trusted_proxy(ip.parse().unwrap());
+        assert!(trusted("10.1.200.3"));
+        assert!(!trusted("10.2.0.1"));
+        assert!(trusted("192.0.2.7"));
+        assert!(!trusted("192.0.2.8"));
+        assert!(trusted("::ffff:192.0.2.7"), "IPv4-mapped peers");
+        assert!(trusted("2001:db8:1::5"));
+        assert!(!trusted("2001:db9::1"));
+        assert!(
+            !Settings::from_toml("")
+                .unwrap()
+                .limits
+                .is_trusted_proxy("127.0.0.1".parse().unwrap())
+        );
     }
 
     #[test]

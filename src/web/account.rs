@@ -4,16 +4,16 @@
 //! with a notice chosen from a fixed list (nothing the request says is
 //! echoed into the page).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
+use super::extract::ClientIp;
 use super::passkeys::with_cookie;
 use super::{PageError, State as AppState, csrf, pages, session};
 use crate::accounts::recovery;
@@ -258,7 +258,7 @@ struct CsrfForm {
 
 async fn email_send(
     State(app): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     axum::Form(f): axum::Form<CsrfForm>,
 ) -> Answer {
@@ -272,14 +272,9 @@ async fn email_send(
     )
     .await
     .map_err(err)?;
-    let ip_ok = within_limit(
-        &app.cache,
-        &format!("email-send:ip:{}", addr.ip()),
-        10,
-        window,
-    )
-    .await
-    .map_err(err)?;
+    let ip_ok = within_limit(&app.cache, &format!("email-send:ip:{ip}"), 10, window)
+        .await
+        .map_err(err)?;
     if !(account_ok && ip_ok) {
         return Ok(back("rate"));
     }
@@ -298,7 +293,7 @@ async fn email_send(
 
 async fn email_verify(
     State(app): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     axum::Form(f): axum::Form<CsrfForm>,
 ) -> Answer {
@@ -312,14 +307,9 @@ async fn email_verify(
     )
     .await
     .map_err(err)?
-        && within_limit(
-            &app.cache,
-            &format!("email-verify:ip:{}", addr.ip()),
-            30,
-            window,
-        )
-        .await
-        .map_err(err)?;
+        && within_limit(&app.cache, &format!("email-verify:ip:{ip}"), 30, window)
+            .await
+            .map_err(err)?;
     if !ok {
         return Ok(back("rate"));
     }
@@ -405,7 +395,7 @@ struct RecoverForm {
 
 async fn recover(
     State(app): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     axum::Form(f): axum::Form<RecoverForm>,
 ) -> Answer {
@@ -428,7 +418,7 @@ async fn recover(
     };
     if !within_limit(
         &app.cache,
-        &format!("recover:ip:{}", addr.ip()),
+        &format!("recover:ip:{ip}"),
         10,
         Duration::from_secs(15 * 60),
     )

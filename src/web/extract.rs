@@ -2,7 +2,8 @@
 //! field, and bearer tokens (RFC 6750 §2.1).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
@@ -103,5 +104,89 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
             true,
             "expected `Authorization: Bearer <token>`",
         )),
+    }
+}
+
+/// The client's address, for per-address limits: the TCP peer, or, when the
+/// peer is a trusted proxy (`limits.trusted_proxies`), the rightmost
+/// `X-Forwarded-For` entry that is not itself a trusted proxy. Entries left
+/// of that one were written by the client and prove nothing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp(pub(crate) std::net::IpAddr);
+
+impl FromRequestParts<super::State> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &super::State,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+            .ok_or_else(|| ApiError::Internal("the peer address is unknown".into()))?;
+        Ok(Self(client_ip(
+            &state.settings.limits,
+            &parts.headers,
+            peer,
+        )))
+    }
+}
+
+/// See [`ClientIp`].
+pub(crate) fn client_ip(
+    limits: &crate::config::LimitSettings,
+    headers: &HeaderMap,
+    peer: std::net::IpAddr,
+) -> std::net::IpAddr {
+    if !limits.is_trusted_proxy(peer) {
+        return peer;
+    }
+    let mut hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    while let Some(hop) = hops.pop() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) if limits.is_trusted_proxy(ip) => {}
+            Ok(ip) => return ip,
+            // A malformed entry: nothing left of it can be trusted.
+            Err(_) => return peer,
+        }
+    }
+    peer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let limits =
+            crate::config::Settings::from_toml("[limits]\ntrusted_proxies = [\"10.0.0.0/8\"]")
+                .unwrap()
+                .limits;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 198.51.100.4, 10.0.0.9".parse().unwrap(),
+        );
+        // From the balancer: the rightmost untrusted hop, not the forged first one.
+        assert_eq!(client_ip(&limits, &h, ip("10.0.0.2")), ip("198.51.100.4"));
+        // From anyone else: the header is ignored.
+        assert_eq!(client_ip(&limits, &h, ip("203.0.113.5")), ip("203.0.113.5"));
+        // No header, or garbage: the peer.
+        assert_eq!(
+            client_ip(&limits, &HeaderMap::new(), ip("10.0.0.2")),
+            ip("10.0.0.2")
+        );
+        h.insert("x-forwarded-for", "nonsense".parse().unwrap());
+        assert_eq!(client_ip(&limits, &h, ip("10.0.0.2")), ip("10.0.0.2"));
     }
 }

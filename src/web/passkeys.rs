@@ -3,18 +3,17 @@
 //! is rate-limited per client address (in the shared store, so the limits
 //! hold across instances).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
-use super::extract::{Body, json};
+use super::extract::{Body, ClientIp, json};
 use super::{ApiError, PageError, State as AppState, csrf, pages, session};
 use crate::assurance::Level;
 use crate::ephemeral::within_limit;
@@ -137,14 +136,14 @@ fn too_many() -> ApiError {
 async fn guard(
     app: &AppState,
     headers: &HeaderMap,
-    addr: SocketAddr,
+    ip: std::net::IpAddr,
     action: &str,
     per_minute: u64,
 ) -> Result<(), ApiError> {
     if !csrf::check(&app.settings, headers, None) {
         return Err(forbidden());
     }
-    let subject = format!("{action}:ip:{}", addr.ip());
+    let subject = format!("{action}:ip:{}", ip);
     if !within_limit(&app.cache, &subject, per_minute, Duration::from_secs(60)).await? {
         return Err(too_many());
     }
@@ -189,10 +188,17 @@ pub(super) async fn current(
 
 async fn signin_begin(
     State(app): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    guard(&app, &headers, addr, "signin", 60).await?;
+    guard(
+        &app,
+        &headers,
+        ip,
+        "signin",
+        app.settings.limits.signin_per_minute,
+    )
+    .await?;
     let (ceremony, options) = app.passkeys.begin_signin().await?;
     Ok(super::token::no_store_json(
         &serde_json::json!({ "ceremony": ceremony, "options": options }),
@@ -209,11 +215,18 @@ struct SigninFinish {
 
 async fn signin_finish(
     State(app): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    guard(&app, &headers, addr, "signin-finish", 60).await?;
+    guard(
+        &app,
+        &headers,
+        ip,
+        "signin-finish",
+        app.settings.limits.signin_per_minute,
+    )
+    .await?;
     let req: SigninFinish = json(&headers, &body, "invalid_request")?;
     let done = app
         .passkeys
@@ -260,11 +273,18 @@ fn valid_email(e: &str) -> bool {
 
 async fn register_begin(
     State(app): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    guard(&app, &headers, addr, "register", 20).await?;
+    guard(
+        &app,
+        &headers,
+        ip,
+        "register",
+        app.settings.limits.register_per_minute,
+    )
+    .await?;
     let req: RegisterBegin = json(&headers, &body, "invalid_request")?;
     let purpose = match current(&app, &headers).await? {
         Some((_, s)) => Purpose::AddTo(s.account_id),
@@ -311,11 +331,18 @@ struct RegisterFinish {
 
 async fn register_finish(
     State(app): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    guard(&app, &headers, addr, "register-finish", 20).await?;
+    guard(
+        &app,
+        &headers,
+        ip,
+        "register-finish",
+        app.settings.limits.register_per_minute,
+    )
+    .await?;
     let req: RegisterFinish = json(&headers, &body, "invalid_request")?;
     let session = current(&app, &headers).await?;
     let acting = session.as_ref().map(|(_, s)| s.account_id.clone());
