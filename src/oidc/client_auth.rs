@@ -9,7 +9,7 @@
 //! cache is in the ephemeral store, so it holds across instances).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -76,12 +76,26 @@ impl ClientCredentials {
     }
 }
 
-/// Clients' key sets fetched from `jwks_uri`, cached per instance.
-#[derive(Debug, Clone)]
+/// Clients' key sets fetched from `jwks_uri`, cached per instance; and the
+/// verifiers parsed from clients' keys, so that a key is parsed once, not at
+/// every assertion (parsing a P-256 key costs more than verifying with it).
+#[derive(Clone)]
 pub struct JwksCache {
     http: reqwest::Client,
     entries: Arc<Mutex<HashMap<String, (Instant, serde_json::Value)>>>,
+    /// Keyed by the algorithm and the JWK's whole JSON text, so a changed key
+    /// is a new entry and never meets an old verifier.
+    verifiers: Arc<RwLock<HashMap<String, Arc<dyn JwsVerifier>>>>,
 }
+
+impl std::fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwksCache").finish_non_exhaustive()
+    }
+}
+
+/// Most parsed verifiers kept; beyond it the map starts again empty.
+const MAX_VERIFIERS: usize = 4096;
 
 const JWKS_TTL: Duration = Duration::from_secs(300);
 const JWKS_MIN_REFETCH: Duration = Duration::from_secs(10);
@@ -98,7 +112,58 @@ impl JwksCache {
         Self {
             http,
             entries: Arc::new(Mutex::new(HashMap::new())),
+            verifiers: Arc::new(RwLock::new(HashMap::new())),
         }
+    }
+
+    /// The verifier for `key` (a JWK) with `alg`, parsed once.
+    fn verifier(&self, alg: &str, key: &serde_json::Value) -> Option<Arc<dyn JwsVerifier>> {
+        let id = format!("{alg}:{key}");
+        if let Some(v) = self
+            .verifiers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+        {
+            return Some(v.clone());
+        }
+        let jwk = Jwk::from_map(key.as_object()?.clone()).ok()?;
+        let verifier: Arc<dyn JwsVerifier> = Arc::from(verifier_for(alg, &jwk)?);
+        let mut map = self
+            .verifiers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= MAX_VERIFIERS {
+            map.clear();
+        }
+        map.insert(id, verifier.clone());
+        Some(verifier)
+    }
+
+    /// Verifies `token`'s signature against the JWKS `jwks`; the claims.
+    fn verify_with(
+        &self,
+        jwks: &serde_json::Value,
+        token: &str,
+        alg: &str,
+        kid: Option<&str>,
+    ) -> Option<serde_json::Value> {
+        let (input, signature) = token.rsplit_once('.')?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        let keys = jwks.get("keys")?.as_array()?;
+        for key in keys {
+            if kid.is_some_and(|k| key.get("kid").and_then(|v| v.as_str()) != Some(k)) {
+                continue;
+            }
+            let Some(verifier) = self.verifier(alg, key) else {
+                continue;
+            };
+            if verifier.verify(input.as_bytes(), &signature).is_ok() {
+                let payload = input.split('.').nth(1)?;
+                return serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok();
+            }
+        }
+        None
     }
 
     fn cached(&self, uri: &str, max_age: Duration) -> Option<serde_json::Value> {
@@ -154,34 +219,6 @@ fn verifier_for(alg: &str, jwk: &Jwk) -> Option<Box<dyn JwsVerifier>> {
         "EdDSA" => Box::new(EdDSA.verifier_from_jwk(jwk).ok()?),
         _ => return None,
     })
-}
-
-/// Verifies `token`'s signature against the JWKS `jwks`; the claims.
-fn verify_with(
-    jwks: &serde_json::Value,
-    token: &str,
-    alg: &str,
-    kid: Option<&str>,
-) -> Option<serde_json::Value> {
-    let (input, signature) = token.rsplit_once('.')?;
-    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-    let keys = jwks.get("keys")?.as_array()?;
-    for key in keys {
-        if kid.is_some_and(|k| key.get("kid").and_then(|v| v.as_str()) != Some(k)) {
-            continue;
-        }
-        let Ok(jwk) = Jwk::from_map(key.as_object()?.clone()) else {
-            continue;
-        };
-        let Some(verifier) = verifier_for(alg, &jwk) else {
-            continue;
-        };
-        if verifier.verify(input.as_bytes(), &signature).is_ok() {
-            let payload = input.split('.').nth(1)?;
-            return serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok();
-        }
-    }
-    None
 }
 
 impl Provider {
@@ -318,14 +355,17 @@ impl Provider {
         }
         let kid = header["kid"].as_str();
         let claims = match (&client.metadata.jwks, &client.metadata.jwks_uri) {
-            (Some(jwks), _) => verify_with(jwks, assertion, alg, kid),
+            (Some(jwks), _) => self.jwks_cache.verify_with(jwks, assertion, alg, kid),
             (None, Some(uri)) => {
                 let jwks = self.jwks_cache.get(uri, false).await?;
-                match verify_with(&jwks, assertion, alg, kid) {
+                match self.jwks_cache.verify_with(&jwks, assertion, alg, kid) {
                     Some(c) => Some(c),
-                    None => {
-                        verify_with(&self.jwks_cache.get(uri, true).await?, assertion, alg, kid)
-                    }
+                    None => self.jwks_cache.verify_with(
+                        &self.jwks_cache.get(uri, true).await?,
+                        assertion,
+                        alg,
+                        kid,
+                    ),
                 }
             }
             (None, None) => None,
