@@ -34,4 +34,5 @@ pub mod secrets;
 pub mod sessions;
 pub mod startup;
 pub mod store;
+pub mod testkit;
 pub mod web;

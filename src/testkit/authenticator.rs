@@ -17,7 +17,9 @@ use serde_cbor_2::Value as Cbor;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// One discoverable credential held by the authenticator.
 pub struct Credential {
+    /// The credential id.
     pub id: Vec<u8>,
     key: PKey<Private>,
     rp_id: String,
@@ -25,9 +27,13 @@ pub struct Credential {
     counter: u32,
 }
 
+/// The authenticator and its credentials.
 pub struct SoftAuthenticator {
+    /// The origin it writes into client data (a browser's page origin).
     pub origin: String,
+    /// Synced (backup eligible and backed up) rather than device-bound.
     pub synced: bool,
+    /// Its credentials, newest last.
     pub credentials: Vec<Credential>,
     /// Answer without user verification (a broken authenticator).
     pub skip_uv: bool,
@@ -42,6 +48,8 @@ fn unb64(s: &str) -> Vec<u8> {
 }
 
 impl SoftAuthenticator {
+    /// An authenticator for pages of `origin`, with no credential yet.
+    #[must_use]
     pub fn new(origin: &str, synced: bool) -> Self {
         Self {
             origin: origin.to_owned(),
@@ -166,5 +174,24 @@ impl SoftAuthenticator {
             },
             "extensions": {},
         })
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("rp_id", &self.rp_id)
+            .field("counter", &self.counter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SoftAuthenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SoftAuthenticator")
+            .field("origin", &self.origin)
+            .field("synced", &self.synced)
+            .field("credentials", &self.credentials.len())
+            .finish_non_exhaustive()
     }
 }

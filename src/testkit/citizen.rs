@@ -1,0 +1,589 @@
+//! A scripted citizen (a browser with a passkey) and a relying party, for the
+//! tests and the benchmark. The citizen keeps cookies and the page's CSRF
+//! token, and calls the ceremony endpoints as `passkeys.js` does; the relying
+//! party registers itself, builds PKCE requests, redeems codes and refresh
+//! tokens, and validates ID tokens against the published JWKS.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::authenticator::SoftAuthenticator;
+use crate::secrets::random_token;
+
+/// Why a scripted flow did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// The request could not be sent or its answer read.
+    #[error("HTTP: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The server answered with an unexpected status.
+    #[error("{what}: status {status}: {body}")]
+    Status {
+        /// The step.
+        what: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The body, for the report.
+        body: String,
+    },
+    /// The server answered something the flow cannot continue from.
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+impl FlowError {
+    /// The HTTP status, when the server answered.
+    #[must_use]
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, FlowError>;
+
+/// An HTTP client that never follows redirects (the flows read them).
+#[must_use]
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// A PKCE pair (RFC 7636): the verifier and its S256 challenge.
+#[must_use]
+pub fn pkce() -> (String, String) {
+    let verifier = random_token(32);
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The value of a hidden input in `html`.
+#[must_use]
+pub fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    html[start..].split('"').next().map(str::to_owned)
+}
+
+async fn expect_json(what: &'static str, res: reqwest::Response) -> Result<Value> {
+    let status = res.status().as_u16();
+    if status != 200 && status != 201 {
+        let body = res.text().await.unwrap_or_default();
+        return Err(FlowError::Status { what, status, body });
+    }
+    Ok(res.json().await?)
+}
+
+/// A browser with a software passkey.
+#[derive(Debug)]
+pub struct Citizen {
+    http: reqwest::Client,
+    /// Where requests go: one instance, or a load balancer. May change
+    /// between steps (a flow begun on one instance, finished on another).
+    pub base: String,
+    /// The display name used when an account is created.
+    pub name: String,
+    /// The email address used when an account is created.
+    pub email: String,
+    /// The passkey.
+    pub authenticator: SoftAuthenticator,
+    cookies: BTreeMap<String, String>,
+    csrf: String,
+}
+
+impl Citizen {
+    /// A citizen with no account yet, whose pages have the origin `issuer`
+    /// (the WebAuthn origin) and whose requests go to `base`.
+    #[must_use]
+    pub fn new(http: reqwest::Client, base: &str, issuer: &str, name: &str, email: &str) -> Self {
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            name: name.to_owned(),
+            email: email.to_owned(),
+            authenticator: SoftAuthenticator::new(issuer.trim_end_matches('/'), false),
+            cookies: BTreeMap::new(),
+            csrf: String::new(),
+        }
+    }
+
+    /// Closes the browser: cookies are gone, the passkey stays.
+    pub fn forget_cookies(&mut self) {
+        self.cookies.clear();
+        self.csrf.clear();
+    }
+
+    /// The session cookie, if signed in.
+    #[must_use]
+    pub fn session_cookie(&self) -> Option<&str> {
+        self.cookies.get("civitas_session").map(String::as_str)
+    }
+
+    fn cookie_header(&self) -> String {
+        let mut out = String::new();
+        for (k, v) in &self.cookies {
+            if !out.is_empty() {
+                out.push_str("; ");
+            }
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
+        }
+        out
+    }
+
+    fn keep(&mut self, res: &reqwest::Response) {
+        for v in res.headers().get_all("set-cookie") {
+            let Ok(s) = v.to_str() else { continue };
+            let Some((k, v)) = s.split(';').next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            if s.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+    }
+
+    /// GET `path` with the browser's cookies (no redirect followed).
+    ///
+    /// # Errors
+    /// If the request fails.
+    pub async fn get(&mut self, path: &str) -> Result<reqwest::Response> {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await?;
+        self.keep(&res);
+        Ok(res)
+    }
+
+    /// GETs a page, remembers its CSRF token and returns its HTML.
+    ///
+    /// # Errors
+    /// If the page is not a 200.
+    pub async fn page(&mut self, path: &str) -> Result<String> {
+        let res = self.get(path).await?;
+        let status = res.status().as_u16();
+        let html = res.text().await?;
+        if status != 200 {
+            return Err(FlowError::Status {
+                what: "page",
+                status,
+                body: html,
+            });
+        }
+        self.remember_csrf(&html);
+        Ok(html)
+    }
+
+    fn remember_csrf(&mut self, html: &str) {
+        for marker in ["data-csrf=\"", "name=\"csrf\" value=\""] {
+            if let Some(i) = html.find(marker) {
+                let rest = &html[i + marker.len()..];
+                if let Some(end) = rest.find('"') {
+                    self.csrf = rest[..end].to_owned();
+                }
+                break;
+            }
+        }
+    }
+
+    /// POSTs JSON with the CSRF header, as `passkeys.js` does; the status and body.
+    ///
+    /// # Errors
+    /// If the request fails.
+    pub async fn post_json(&mut self, path: &str, body: &Value) -> Result<(u16, Value)> {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("x-csrf-token", &self.csrf)
+            .json(body)
+            .send()
+            .await?;
+        self.keep(&res);
+        let status = res.status().as_u16();
+        Ok((status, res.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// POSTs a form (with the page's CSRF token) and returns the response.
+    ///
+    /// # Errors
+    /// If the request fails.
+    pub async fn post_form(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<reqwest::Response> {
+        let mut fields: Vec<(&str, &str)> = vec![("csrf", self.csrf.as_str())];
+        fields.extend_from_slice(form);
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(&fields)
+            .send()
+            .await?;
+        self.keep(&res);
+        Ok(res)
+    }
+
+    /// Creates an account with a new passkey; the URL to go on to.
+    ///
+    /// # Errors
+    /// If a ceremony step is refused.
+    pub async fn create_account(&mut self, auth: Option<&str>) -> Result<String> {
+        self.page(&format!("/signin/create?auth={}", auth.unwrap_or_default()))
+            .await?;
+        let body = json!({"display_name": self.name, "email": self.email});
+        let (status, begin) = self.post_json("/passkeys/register/begin", &body).await?;
+        if status != 200 {
+            return Err(FlowError::Status {
+                what: "register begin",
+                status,
+                body: begin.to_string(),
+            });
+        }
+        let credential = self.authenticator.create(&begin["options"]);
+        let body = json!({"ceremony": begin["ceremony"], "credential": credential, "name": "Phone", "auth": auth});
+        let (status, done) = self.post_json("/passkeys/register/finish", &body).await?;
+        next_of("register finish", status, &done)
+    }
+
+    /// Signs in with the passkey, without a username; the URL to go on to.
+    ///
+    /// # Errors
+    /// If a ceremony step is refused.
+    pub async fn sign_in(&mut self, auth: Option<&str>) -> Result<String> {
+        self.page(&format!("/signin?auth={}", auth.unwrap_or_default()))
+            .await?;
+        let (status, begin) = self.post_json("/passkeys/signin/begin", &json!({})).await?;
+        if status != 200 {
+            return Err(FlowError::Status {
+                what: "sign-in begin",
+                status,
+                body: begin.to_string(),
+            });
+        }
+        let credential = self.authenticator.get(&begin["options"]);
+        let body = json!({"ceremony": begin["ceremony"], "credential": credential, "auth": auth});
+        let (status, done) = self.post_json("/passkeys/signin/finish", &body).await?;
+        next_of("sign-in finish", status, &done)
+    }
+
+    /// The front channel of an authorization request: GET /authorize, sign
+    /// in with the passkey (creating the account the first time) when asked,
+    /// allow consent when asked, and return the parameters of the redirect
+    /// to the client's `redirect_uri`.
+    ///
+    /// # Errors
+    /// If any step is refused or the server answers something unexpected.
+    pub async fn authorize(
+        &mut self,
+        rp: &Rp,
+        request: &AuthRequest,
+    ) -> Result<Vec<(String, String)>> {
+        let mut res = self.get(&format!("/authorize?{}", request.query)).await?;
+        for _ in 0..8 {
+            let status = res.status().as_u16();
+            match status {
+                302 | 303 => {
+                    let location = res
+                        .headers()
+                        .get("location")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    if location.starts_with(&rp.redirect_uri) {
+                        return Ok(query_pairs(&location));
+                    }
+                    if !location.starts_with('/') {
+                        return Err(FlowError::Unexpected(format!("redirected to {location}")));
+                    }
+                    if location.starts_with("/signin") {
+                        let auth = query_pairs(&location)
+                            .into_iter()
+                            .find(|(k, _)| k == "auth")
+                            .map(|(_, v)| v);
+                        let next = if self.authenticator.credentials.is_empty() {
+                            self.create_account(auth.as_deref()).await?
+                        } else {
+                            self.sign_in(auth.as_deref()).await?
+                        };
+                        res = self.get(&next).await?;
+                    } else {
+                        res = self.get(&location).await?;
+                    }
+                }
+                200 => {
+                    let html = res.text().await?;
+                    if !html.contains("data-testid=\"consent-allow\"") {
+                        return Err(FlowError::Unexpected(format!(
+                            "an unexpected page: {}",
+                            html.chars().take(300).collect::<String>()
+                        )));
+                    }
+                    self.remember_csrf(&html);
+                    let auth = hidden(&html, "auth").unwrap_or_default();
+                    res = self
+                        .post_form("/consent", &[("auth", &auth), ("decision", "allow")])
+                        .await?;
+                }
+                _ => {
+                    let body = res.text().await.unwrap_or_default();
+                    return Err(FlowError::Status {
+                        what: "authorize",
+                        status,
+                        body,
+                    });
+                }
+            }
+        }
+        Err(FlowError::Unexpected("too many redirects".into()))
+    }
+}
+
+fn next_of(what: &'static str, status: u16, done: &Value) -> Result<String> {
+    match done["next"].as_str() {
+        Some(next) if status == 200 => Ok(next.to_owned()),
+        _ => Err(FlowError::Status {
+            what,
+            status,
+            body: done.to_string(),
+        }),
+    }
+}
+
+/// The query parameters of a URL or of a relative `path?query`.
+#[must_use]
+pub fn query_pairs(location: &str) -> Vec<(String, String)> {
+    let query = location.split_once('?').map_or("", |(_, q)| q);
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// The first value of `name` in `params`.
+#[must_use]
+pub fn query_param(params: &[(String, String)], name: &str) -> Option<String> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// One authorization request: its query string and the values the client
+/// keeps to check the answer.
+#[derive(Debug, Clone)]
+pub struct AuthRequest {
+    /// The query string for /authorize.
+    pub query: String,
+    /// The PKCE verifier.
+    pub verifier: String,
+    /// The state.
+    pub state: String,
+    /// The nonce the ID token must carry.
+    pub nonce: String,
+}
+
+/// A registered relying party.
+#[derive(Debug, Clone)]
+pub struct Rp {
+    /// Its client id.
+    pub client_id: String,
+    /// Its secret (client_secret_basic), if confidential.
+    pub secret: Option<String>,
+    /// Its one redirect URI.
+    pub redirect_uri: String,
+    /// The registration response.
+    pub registration: Value,
+}
+
+impl Rp {
+    /// Registers a client at `base` (RFC 7591) with `metadata`; its first
+    /// redirect URI is the one the flows use.
+    ///
+    /// # Errors
+    /// If registration is refused.
+    pub async fn register(
+        http: &reqwest::Client,
+        base: &str,
+        initial_token: Option<&str>,
+        metadata: &Value,
+    ) -> Result<Self> {
+        let mut req = http.post(format!("{base}/register")).json(metadata);
+        if let Some(t) = initial_token {
+            req = req.bearer_auth(t);
+        }
+        let reg = expect_json("register", req.send().await?).await?;
+        Ok(Self {
+            client_id: reg["client_id"].as_str().unwrap_or_default().to_owned(),
+            secret: reg["client_secret"].as_str().map(str::to_owned),
+            redirect_uri: metadata["redirect_uris"][0]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            registration: reg,
+        })
+    }
+
+    /// A new code-flow request with PKCE S256, state and nonce.
+    #[must_use]
+    pub fn request(&self, scope: &str) -> AuthRequest {
+        let (verifier, challenge) = pkce();
+        let (state, nonce) = (random_token(12), random_token(12));
+        let query = format!(
+            "response_type=code&client_id={}&redirect_uri={}&scope={}&state={state}&nonce={nonce}&code_challenge={challenge}&code_challenge_method=S256",
+            urlencode(&self.client_id),
+            urlencode(&self.redirect_uri),
+            urlencode(scope),
+        );
+        AuthRequest {
+            query,
+            verifier,
+            state,
+            nonce,
+        }
+    }
+
+    async fn token(
+        &self,
+        http: &reqwest::Client,
+        base: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Value> {
+        let mut req = http.post(format!("{base}/token"));
+        req = match &self.secret {
+            Some(s) => req.basic_auth(&self.client_id, Some(s)),
+            None => req,
+        };
+        let mut fields = form.to_vec();
+        if self.secret.is_none() {
+            fields.push(("client_id", &self.client_id));
+        }
+        expect_json("token", req.form(&fields).send().await?).await
+    }
+
+    /// Redeems `code` with the PKCE verifier; the token response.
+    ///
+    /// # Errors
+    /// If the token endpoint refuses.
+    pub async fn exchange(
+        &self,
+        http: &reqwest::Client,
+        base: &str,
+        code: &str,
+        verifier: &str,
+    ) -> Result<Value> {
+        self.token(
+            http,
+            base,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &self.redirect_uri),
+                ("code_verifier", verifier),
+            ],
+        )
+        .await
+    }
+
+    /// Uses a refresh token; the token response (with its successor).
+    ///
+    /// # Errors
+    /// If the token endpoint refuses.
+    pub async fn refresh(
+        &self,
+        http: &reqwest::Client,
+        base: &str,
+        refresh_token: &str,
+    ) -> Result<Value> {
+        self.token(
+            http,
+            base,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+}
+
+/// Validates an ID token as a relying party must (OIDC Core §3.1.3.7):
+/// signature by the JWKS key its `kid` names, with that key's algorithm;
+/// issuer, audience, expiry and nonce. Returns the claims.
+///
+/// # Errors
+/// [`FlowError::Unexpected`] naming the failed check.
+pub fn validate_id_token(
+    token: &str,
+    jwks: &Value,
+    issuer: &str,
+    client_id: &str,
+    nonce: &str,
+    now: i64,
+) -> Result<Value> {
+    use josekit::jws::{ES256, EdDSA, JwsVerifier, PS256, RS256};
+    let bad = |why: &str| FlowError::Unexpected(format!("ID token: {why}"));
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad("not a compact JWS"));
+    };
+    let decode = |part: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| bad("bad base64url"))
+    };
+    let header: Value = serde_json::from_slice(&decode(h)?).map_err(|_| bad("bad header"))?;
+    let key = jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kid"] == header["kid"]))
+        .ok_or_else(|| bad("unknown kid"))?;
+    let jwk = josekit::jwk::Jwk::from_bytes(key.to_string()).map_err(|_| bad("bad JWK"))?;
+    let verifier: Box<dyn JwsVerifier> = match header["alg"].as_str() {
+        Some("ES256") => Box::new(ES256.verifier_from_jwk(&jwk).map_err(|_| bad("key"))?),
+        Some("RS256") => Box::new(RS256.verifier_from_jwk(&jwk).map_err(|_| bad("key"))?),
+        Some("PS256") => Box::new(PS256.verifier_from_jwk(&jwk).map_err(|_| bad("key"))?),
+        Some("EdDSA") => Box::new(EdDSA.verifier_from_jwk(&jwk).map_err(|_| bad("key"))?),
+        _ => return Err(bad("unexpected alg")),
+    };
+    verifier
+        .verify(&token.as_bytes()[..h.len() + 1 + p.len()], &decode(s)?)
+        .map_err(|_| bad("bad signature"))?;
+    let claims: Value = serde_json::from_slice(&decode(p)?).map_err(|_| bad("bad claims"))?;
+    if claims["iss"] != issuer {
+        return Err(bad("wrong issuer"));
+    }
+    let aud_ok = claims["aud"] == client_id
+        || claims["aud"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == client_id));
+    if !aud_ok {
+        return Err(bad("wrong audience"));
+    }
+    if claims["exp"].as_i64().is_none_or(|exp| exp <= now) {
+        return Err(bad("expired"));
+    }
+    if claims["nonce"] != nonce {
+        return Err(bad("wrong nonce"));
+    }
+    Ok(claims)
+}
