@@ -30,8 +30,11 @@ impl Nginx {
     /// Starts nginx on `listen`, passing every request round-robin to
     /// `upstreams` over keep-alive connections, with the headers a trusted
     /// proxy sets (`X-Forwarded-For`, `X-Forwarded-Proto`, the original
-    /// `Host`). A request whose upstream refuses the connection or answers
-    /// 502 or 503 is retried on the next one.
+    /// `Host`). A request whose upstream fails before answering (refused or
+    /// reset connection, timeout) or answers 502 or 503 is retried on the
+    /// next one, POSTs included (`non_idempotent`): an instance that is
+    /// shutting down closes its idle keep-alive connections, and a request
+    /// nginx had just sent on one was never processed.
     ///
     /// # Errors
     /// If nginx is missing, does not start, or does not listen within 10 s.
@@ -58,7 +61,7 @@ http {{
   uwsgi_temp_path {d}/uwsgi;
   scgi_temp_path {d}/scgi;
   upstream civitas {{
-{servers}    keepalive 256;
+{servers}    keepalive 64;
   }}
   server {{
     listen {listen} backlog=4096;
@@ -71,7 +74,7 @@ http {{
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_connect_timeout 2s;
       proxy_read_timeout 30s;
-      proxy_next_upstream error timeout http_502 http_503;
+      proxy_next_upstream error timeout http_502 http_503 non_idempotent;
       proxy_next_upstream_tries 3;
     }}
   }}
@@ -110,6 +113,12 @@ http {{
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(nginx)
+    }
+
+    /// Its URL with the host name `localhost` (an issuer must be a domain name).
+    #[must_use]
+    pub fn base(&self) -> String {
+        format!("http://localhost:{}", self.addr.port())
     }
 
     /// Its process id.

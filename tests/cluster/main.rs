@@ -22,8 +22,9 @@ mod scale_out;
 mod sigterm;
 mod soak;
 
+use civitas::testkit::nginx::Nginx;
 use instance::{Instance, Shared};
-use services::{Nginx, Postgres, Redis};
+use services::{Postgres, Redis};
 
 /// One test at a time: they start processes, measure latency and memory.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -83,8 +84,11 @@ impl Cluster {
         for i in 0..n {
             instances.push(Instance::start(&stack.shared, &format!("instance-{i}")).await);
         }
-        let ports: Vec<u16> = instances.iter().map(|i| i.port).collect();
-        let lb = Nginx::start(lb_port, &ports);
+        let upstreams: Vec<std::net::SocketAddr> = instances
+            .iter()
+            .map(|i| ([127, 0, 0, 1], i.port).into())
+            .collect();
+        let lb = Nginx::start(([127, 0, 0, 1], lb_port).into(), &upstreams).expect("nginx");
         Some(Self {
             instances,
             lb,

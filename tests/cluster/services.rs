@@ -40,13 +40,11 @@ pub fn missing_tools() -> Vec<String> {
     if postgres_bin_dir().is_none() {
         missing.push("PostgreSQL server binaries (/usr/lib/postgresql/<version>/bin)".to_owned());
     }
-    if !Path::new(NGINX).exists() {
-        missing.push(format!("nginx ({NGINX})"));
+    if civitas::testkit::nginx::binary().is_none() {
+        missing.push("nginx (/usr/sbin/nginx)".to_owned());
     }
     missing
 }
-
-pub const NGINX: &str = "/usr/sbin/nginx";
 
 fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
@@ -319,113 +317,6 @@ impl Drop for Postgres {
                 .arg(self.data())
                 .args(["-m", "immediate", "-w", "-t", "20", "stop"]);
             let _ = run(&mut cmd, Duration::from_secs(25));
-        }
-    }
-}
-
-/// nginx as a round-robin load balancer over `upstreams`, in the foreground
-/// without a master process, every path under a temporary directory.
-pub struct Nginx {
-    pub port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Nginx {
-    pub fn start(port: u16, upstreams: &[u16]) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("civitas-nginx")
-            .tempdir()
-            .expect("temporary directory");
-        let d = dir.path().display().to_string();
-        let servers: String = upstreams
-            .iter()
-            .map(|p| format!("    server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;\n"))
-            .collect();
-        let conf = format!(
-            "daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/client_body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
-  upstream civitas {{
-{servers}  }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://civitas;
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_next_upstream error timeout http_502 http_503 non_idempotent;
-      proxy_next_upstream_tries 3;
-      proxy_connect_timeout 2s;
-      proxy_read_timeout 30s;
-    }}
-  }}
-}}
-"
-        );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("write nginx.conf");
-        let child = Command::new(NGINX)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        let mut n = Self {
-            port,
-            dir,
-            child: Some(child),
-        };
-        let start = Instant::now();
-        while !accepts(port) {
-            if let Some(c) = n.child.as_mut()
-                && let Ok(Some(status)) = c.try_wait()
-            {
-                panic!(
-                    "nginx exited ({status}): {}",
-                    tail(&n.dir.path().join("error.log"), 20)
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "nginx did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        n.child.as_ref().expect("nginx");
-        n
-    }
-
-    pub fn base(&self) -> String {
-        format!("http://localhost:{}", self.port)
-    }
-
-    pub fn error_log(&self) -> String {
-        tail(&self.dir.path().join("error.log"), 30)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
         }
     }
 }
