@@ -130,8 +130,21 @@ impl Database {
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             // A pooled connection the server has since closed (a restart) is
-            // found and replaced before it is handed out, not by a request.
-            .test_before_acquire(true)
+            // found and replaced before it is handed out, not by a request:
+            // a connection idle for a second or more is pinged first. One
+            // in constant use is not (sqlx already pings every connection
+            // when it is returned to the pool), which saves a round trip per
+            // query under load; a connection lost meanwhile fails its query
+            // with a 503 and is discarded.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= Duration::from_secs(1) {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .idle_timeout(Some(Duration::from_secs(300)))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {

@@ -162,7 +162,7 @@ impl Cluster {
             psql(&format!("DROP DATABASE IF EXISTS {name}"));
             psql(&format!("CREATE DATABASE {name}"));
             (
-                format!("postgres://postgres@127.0.0.1:5432/{name}"),
+                format!("postgres://postgres@127.0.0.1:5432/{name}?sslmode=disable"),
                 "redis://127.0.0.1:6379".to_owned(),
                 Some(name),
             )
