@@ -251,8 +251,12 @@ impl Clients {
     }
 
     /// The client with this id, answered from memory if it was read in the
-    /// last five seconds. For client authentication on the hot paths only: a secret reset or a deletion on another instance reaches
-    /// this one within five seconds. Registration management never uses it.
+    /// last five seconds: a secret reset, a change or a deletion made on
+    /// another instance reaches this one within five seconds. For the hot
+    /// paths that only read a client already known: client authentication,
+    /// and the steps of an authorization request after `/authorize` checked
+    /// the client and its redirect URI against the database. Registration
+    /// management and that first check never use it.
     ///
     /// # Errors
     /// If the database fails.

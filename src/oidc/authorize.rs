@@ -545,7 +545,7 @@ impl Provider {
         let Some(pending) = self.load_pending(handle).await? else {
             return Ok(expired_request());
         };
-        let Some(client) = self.clients.get(&pending.client_id).await? else {
+        let Some(client) = self.clients.get_recent(&pending.client_id).await? else {
             return Ok(refused(
                 "Unknown service",
                 "The service that sent you here is no longer registered.",
@@ -563,7 +563,7 @@ impl Provider {
         let Some(pending) = self.load_pending(handle).await? else {
             return Ok(None);
         };
-        let name = self.clients.get(&pending.client_id).await?.map(|c| {
+        let name = self.clients.get_recent(&pending.client_id).await?.map(|c| {
             c.metadata
                 .client_name
                 .clone()
@@ -847,7 +847,7 @@ impl Provider {
                 "The form was not sent from this page. Please start again from the service.",
             )));
         }
-        let Some(client) = self.clients.get(&pending.client_id).await? else {
+        let Some(client) = self.clients.get_recent(&pending.client_id).await? else {
             return Ok(Err(refused(
                 "Unknown service",
                 "The service that sent you here is no longer registered.",
@@ -949,7 +949,7 @@ impl Provider {
         let Some(pending) = self.load_pending(handle).await? else {
             return Ok(expired_request());
         };
-        let Some(client) = self.clients.get(&pending.client_id).await? else {
+        let Some(client) = self.clients.get_recent(&pending.client_id).await? else {
             return Ok(refused(
                 "Unknown service",
                 "The service that sent you here is no longer registered.",

@@ -171,7 +171,7 @@ impl Provider {
         // about the citizen.
         let sub = match (
             &grant.representation,
-            self.clients.get(&grant.client_id).await?,
+            self.clients.get_recent(&grant.client_id).await?,
         ) {
             (Some(_), Some(client)) => self.pairwise.subject(&client, &grant.account_id),
             _ => claims.sub,
