@@ -26,13 +26,16 @@ impl Params {
     /// # Errors
     /// [`Repeated`] naming the first repeated parameter (whatever its values).
     pub fn parse(encoded: &[u8]) -> Result<Self, Repeated> {
-        let mut map = HashMap::new();
-        let mut seen = BTreeSet::new();
+        let mut map = HashMap::with_capacity(8);
+        // Names seen with an empty value (absent, but still not repeatable).
+        let mut empty: Vec<String> = Vec::new();
         for (name, value) in form_urlencoded::parse(encoded) {
-            if !seen.insert(name.to_string()) {
+            if map.contains_key(name.as_ref()) || empty.iter().any(|e| *e == name) {
                 return Err(Repeated(name.into_owned()));
             }
-            if !value.is_empty() {
+            if value.is_empty() {
+                empty.push(name.into_owned());
+            } else {
                 map.insert(name.into_owned(), value.into_owned());
             }
         }
@@ -343,6 +346,8 @@ mod tests {
     fn repeated_parameters_are_refused_and_empty_ones_dropped() {
         assert_eq!(Params::parse(b"a=1&a=2").unwrap_err(), Repeated("a".into()));
         assert_eq!(Params::parse(b"a=&a=1").unwrap_err(), Repeated("a".into()));
+        assert_eq!(Params::parse(b"a=1&a=").unwrap_err(), Repeated("a".into()));
+        assert_eq!(Params::parse(b"a=&a=").unwrap_err(), Repeated("a".into()));
         let p = Params::parse(b"a=1&b=&c=x%20y").unwrap();
         assert_eq!(p.get("a"), Some("1"));
         assert_eq!(p.get("b"), None);

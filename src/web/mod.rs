@@ -57,12 +57,30 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 
 type State = Arc<Civitas>;
 
-#[derive(Clone, Copy)]
-struct RandomRequestId;
+/// Request ids: a random prefix per process and a counter, unique across
+/// instances without a system call per request (they identify, they do not
+/// authorize, so they need not be unpredictable).
+#[derive(Clone)]
+struct RandomRequestId {
+    prefix: Arc<str>,
+    counter: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RandomRequestId {
+    fn new() -> Self {
+        Self {
+            prefix: crate::secrets::random_token(6).into(),
+            counter: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+}
 
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&crate::secrets::random_token(12))
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
             .ok()
             .map(RequestId::new)
     }
@@ -72,7 +90,10 @@ impl MakeRequestId for RandomRequestId {
 pub fn router(app: State) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
     let mut layers = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(request_id.clone(), RandomRequestId))
+        .layer(SetRequestIdLayer::new(
+            request_id.clone(),
+            RandomRequestId::new(),
+        ))
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
