@@ -529,7 +529,9 @@ impl Rp {
 
 /// Validates an ID token as a relying party must (OIDC Core §3.1.3.7):
 /// signature by the JWKS key its `kid` names, with that key's algorithm;
-/// issuer, audience, expiry and nonce. Returns the claims.
+/// issuer, audience, expiry and nonce. Returns the claims. Parses the JWKS
+/// at every call; a relying party validating many tokens keeps an
+/// [`IdTokenValidator`].
 ///
 /// # Errors
 /// [`FlowError::Unexpected`] naming the failed check.
@@ -541,49 +543,103 @@ pub fn validate_id_token(
     nonce: &str,
     now: i64,
 ) -> Result<Value> {
-    use josekit::jws::{ES256, EdDSA, JwsVerifier, PS256, RS256};
-    let bad = |why: &str| FlowError::Unexpected(format!("ID token: {why}"));
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(bad("not a compact JWS"));
-    };
-    let decode = |part: &str| {
-        URL_SAFE_NO_PAD
-            .decode(part)
-            .map_err(|_| bad("bad base64url"))
-    };
-    let header: Value = serde_json::from_slice(&decode(h)?).map_err(|_| bad("bad header"))?;
-    let key = jwks["keys"]
-        .as_array()
-        .and_then(|keys| keys.iter().find(|k| k["kid"] == header["kid"]))
-        .ok_or_else(|| bad("unknown kid"))?;
-    let jwk = josekit::jwk::Jwk::from_bytes(key.to_string()).map_err(|_| bad("bad JWK"))?;
-    let verifier: Box<dyn JwsVerifier> = match header["alg"].as_str() {
-        Some("ES256") => Box::new(ES256.verifier_from_jwk(&jwk).map_err(|_| bad("key"))?),
-        Some("RS256") => Box::new(RS256.verifier_from_jwk(&jwk).map_err(|_| bad("key"))?),
-        Some("PS256") => Box::new(PS256.verifier_from_jwk(&jwk).map_err(|_| bad("key"))?),
-        Some("EdDSA") => Box::new(EdDSA.verifier_from_jwk(&jwk).map_err(|_| bad("key"))?),
-        _ => return Err(bad("unexpected alg")),
-    };
-    verifier
-        .verify(&token.as_bytes()[..h.len() + 1 + p.len()], &decode(s)?)
-        .map_err(|_| bad("bad signature"))?;
-    let claims: Value = serde_json::from_slice(&decode(p)?).map_err(|_| bad("bad claims"))?;
-    if claims["iss"] != issuer {
-        return Err(bad("wrong issuer"));
+    IdTokenValidator::new(jwks, issuer, client_id).validate(token, nonce, now)
+}
+
+/// A relying party's ID-token checks with the issuer's keys parsed once.
+pub struct IdTokenValidator {
+    keys: Vec<(String, String, Box<dyn josekit::jws::JwsVerifier>)>,
+    issuer: String,
+    client_id: String,
+}
+
+impl std::fmt::Debug for IdTokenValidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdTokenValidator")
+            .field("issuer", &self.issuer)
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
     }
-    let aud_ok = claims["aud"] == client_id
-        || claims["aud"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|v| v == client_id));
-    if !aud_ok {
-        return Err(bad("wrong audience"));
+}
+
+impl IdTokenValidator {
+    /// Parses every key of `jwks` it can use; others are skipped.
+    #[must_use]
+    pub fn new(jwks: &Value, issuer: &str, client_id: &str) -> Self {
+        use josekit::jws::{ES256, EdDSA, JwsVerifier, PS256, RS256};
+        let mut keys = Vec::new();
+        for key in jwks["keys"].as_array().into_iter().flatten() {
+            let (Some(kid), Some(alg)) = (key["kid"].as_str(), key["alg"].as_str()) else {
+                continue;
+            };
+            let Ok(jwk) = josekit::jwk::Jwk::from_bytes(key.to_string()) else {
+                continue;
+            };
+            let verifier: Option<Box<dyn JwsVerifier>> = match alg {
+                "ES256" => ES256.verifier_from_jwk(&jwk).ok().map(|v| Box::new(v) as _),
+                "RS256" => RS256.verifier_from_jwk(&jwk).ok().map(|v| Box::new(v) as _),
+                "PS256" => PS256.verifier_from_jwk(&jwk).ok().map(|v| Box::new(v) as _),
+                "EdDSA" => EdDSA.verifier_from_jwk(&jwk).ok().map(|v| Box::new(v) as _),
+                _ => None,
+            };
+            if let Some(v) = verifier {
+                keys.push((kid.to_owned(), alg.to_owned(), v));
+            }
+        }
+        Self {
+            keys,
+            issuer: issuer.to_owned(),
+            client_id: client_id.to_owned(),
+        }
     }
-    if claims["exp"].as_i64().is_none_or(|exp| exp <= now) {
-        return Err(bad("expired"));
+
+    /// Checks `token` and returns its claims.
+    ///
+    /// # Errors
+    /// [`FlowError::Unexpected`] naming the failed check.
+    pub fn validate(&self, token: &str, nonce: &str, now: i64) -> Result<Value> {
+        let bad = |why: &str| FlowError::Unexpected(format!("ID token: {why}"));
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("not a compact JWS"));
+        };
+        let decode = |part: &str| {
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| bad("bad base64url"))
+        };
+        let header: Value = serde_json::from_slice(&decode(h)?).map_err(|_| bad("bad header"))?;
+        let (_, alg, verifier) = self
+            .keys
+            .iter()
+            .find(|(kid, _, _)| header["kid"] == kid.as_str())
+            .ok_or_else(|| bad("unknown kid"))?;
+        if header["alg"] != alg.as_str() {
+            return Err(bad("alg does not match the key"));
+        }
+        verifier
+            .verify(&token.as_bytes()[..h.len() + 1 + p.len()], &decode(s)?)
+            .map_err(|_| bad("bad signature"))?;
+        let claims: Value = serde_json::from_slice(&decode(p)?).map_err(|_| bad("bad claims"))?;
+        if claims["iss"] != self.issuer.as_str() {
+            return Err(bad("wrong issuer"));
+        }
+        let client_id = self.client_id.as_str();
+        let aud_ok = claims["aud"] == client_id
+            || claims["aud"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v == client_id));
+        if !aud_ok {
+            return Err(bad("wrong audience"));
+        }
+        if claims["exp"].as_i64().is_none_or(|exp| exp <= now) {
+            return Err(bad("expired"));
+        }
+        if claims["nonce"] != nonce {
+            return Err(bad("wrong nonce"));
+        }
+        Ok(claims)
     }
-    if claims["nonce"] != nonce {
-        return Err(bad("wrong nonce"));
-    }
-    Ok(claims)
 }

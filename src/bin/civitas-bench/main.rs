@@ -145,15 +145,19 @@ fn flow_workers(
     portal: &civitas::testkit::Rp,
     jwks: &Value,
 ) -> Vec<Flow> {
+    let validator = std::sync::Arc::new(civitas::testkit::citizen::IdTokenValidator::new(
+        jwks,
+        &cluster.issuer,
+        &portal.client_id,
+    ));
     people
         .into_iter()
         .map(|(citizen, _)| Flow {
             http: http_client(),
             base: cluster.base.clone(),
-            issuer: cluster.issuer.clone(),
             rp: portal.clone(),
             citizen,
-            jwks: jwks.clone(),
+            validator: validator.clone(),
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use civitas::testkit::citizen::{self, Citizen, Rp, http_client, validate_id_token};
+use civitas::testkit::citizen::{self, Citizen, IdTokenValidator, Rp, http_client};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 use serde_json::{Value, json};
@@ -187,10 +187,9 @@ impl Worker for Refresh {
 pub struct Flow {
     pub http: reqwest::Client,
     pub base: String,
-    pub issuer: String,
     pub rp: Rp,
     pub citizen: Citizen,
-    pub jwks: Value,
+    pub validator: std::sync::Arc<IdTokenValidator>,
 }
 
 impl Worker for Flow {
@@ -218,15 +217,9 @@ impl Worker for Flow {
             .await
             .map_err(|e| e.to_string())?;
         let id_token = tokens["id_token"].as_str().ok_or("no ID token")?;
-        validate_id_token(
-            id_token,
-            &self.jwks,
-            &self.issuer,
-            &self.rp.client_id,
-            &request.nonce,
-            now(),
-        )
-        .map_err(|e| e.to_string())?;
+        self.validator
+            .validate(id_token, &request.nonce, now())
+            .map_err(|e| e.to_string())?;
         Ok(())
     }
 }
