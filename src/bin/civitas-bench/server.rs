@@ -86,7 +86,12 @@ impl Instance {
             .arg("serve")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("CIVITAS_LISTEN", addr.to_string())
-            .env("RUST_LOG", "warn")
+            // The server's log level; `BENCH_SERVER_LOG=sqlx::query=debug`
+            // shows every statement, for counting round trips.
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .spawn()
             .expect("start civitas (build it first: cargo build --release --bins)")
