@@ -115,6 +115,19 @@ impl Provider {
     /// # Errors
     /// `invalid_token` with the reason, or an unavailable dependency.
     pub async fn verify_access_token(&self, token: &str) -> Result<AccessTokenClaims, OAuthError> {
+        Ok(self.verify_access_token_and_grant(token).await?.0)
+    }
+
+    /// [`Provider::verify_access_token`], also returning the grant it
+    /// checked (none for a machine token), so that a caller that needs the
+    /// grant does not read it a second time.
+    ///
+    /// # Errors
+    /// As [`Provider::verify_access_token`].
+    pub(crate) async fn verify_access_token_and_grant(
+        &self,
+        token: &str,
+    ) -> Result<(AccessTokenClaims, Option<grants::Grant>), OAuthError> {
         let invalid = |why: &str| OAuthError::new("invalid_token", why.to_owned());
         let (header, claims) = self
             .keys
@@ -147,15 +160,17 @@ impl Provider {
         {
             return Err(invalid("the token has been revoked"));
         }
-        if let Some(gid) = &claims.gid {
-            let active = grants::get(&self.db, gid)
-                .await?
-                .is_some_and(|g| g.is_active(self.clock.now()));
-            if !active {
-                return Err(invalid("the token has been revoked"));
+        let grant = match &claims.gid {
+            Some(gid) => {
+                let grant = grants::get(&self.db, gid)
+                    .await?
+                    .filter(|g| g.is_active(self.clock.now()))
+                    .ok_or_else(|| invalid("the token has been revoked"))?;
+                Some(grant)
             }
-        }
-        Ok(claims)
+            None => None,
+        };
+        Ok((claims, grant))
     }
 
     /// Revokes one access token until it would have expired anyway.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::params::Scope;
-use super::{OAuthError, Provider, grants};
+use super::{OAuthError, Provider};
 use crate::accounts::AccountId;
 
 /// The claims each scope implies (OIDC Core §5.4), limited to what Civitas holds.
@@ -126,7 +126,7 @@ impl Provider {
     /// # Errors
     /// `invalid_token` (401) or `insufficient_scope` (403) per RFC 6750 §3.1.
     pub async fn userinfo(&self, access_token: &str) -> Result<Value, OAuthError> {
-        let claims = self.verify_access_token(access_token).await?;
+        let (claims, grant) = self.verify_access_token_and_grant(access_token).await?;
         // Only tokens meant for Civitas itself read the citizen's claims; a
         // token exchanged for a downstream service does not.
         if claims.aud != self.settings.issuer {
@@ -142,11 +142,7 @@ impl Provider {
                 "the token was not granted the openid scope",
             ));
         }
-        let grant = match &claims.gid {
-            Some(gid) => grants::get(&self.db, gid).await?,
-            None => None,
-        }
-        .ok_or_else(|| {
+        let grant = grant.ok_or_else(|| {
             OAuthError::new("invalid_token", "the token does not belong to a citizen")
         })?;
         let mut out = self
