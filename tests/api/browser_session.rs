@@ -77,16 +77,27 @@ impl<'a> Browser<'a> {
     }
 
     pub async fn post_json(&mut self, path: &str, body: &Value) -> (u16, Value) {
-        let res = self
+        self.post_json_with(path, body, &[]).await
+    }
+
+    /// `post_json` with extra request headers (for example what a proxy adds).
+    pub async fn post_json_with(
+        &mut self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut req = self
             .app
             .http
             .post(self.app.url(path))
             .header("cookie", self.cookie_header())
             .header("x-csrf-token", &self.csrf)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
+            .json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.unwrap();
         self.keep(&res);
         let status = res.status().as_u16();
         (status, res.json().await.unwrap_or(Value::Null))

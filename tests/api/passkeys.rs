@@ -615,3 +615,57 @@ async fn ceremonies_are_rate_limited_and_consents_revocable_from_the_account_pag
 }
 
 on_both_stacks!(ceremonies_are_rate_limited_and_consents_revocable_from_the_account_page);
+
+/// A sign-in ceremony begun by `b` with `X-Forwarded-For: xff`; its status.
+async fn begin(b: &mut Browser<'_>, xff: &str) -> u16 {
+    b.post_json_with(
+        "/passkeys/signin/begin",
+        &json!({}),
+        &[("x-forwarded-for", xff)],
+    )
+    .await
+    .0
+}
+
+/// The per-address limit is a setting, and behind a trusted proxy it counts
+/// the address the proxy saw (`X-Forwarded-For`), never one the client wrote.
+async fn limits_count_the_forwarded_address_only_behind_a_trusted_proxy(stack: Stack) {
+    let Some(env) = TestEnv::new(stack).await else {
+        return;
+    };
+    let clock: civitas::clock::SharedClock = std::sync::Arc::new(civitas::clock::SystemClock);
+    let behind = env
+        .spawn_with(
+            clock.clone(),
+            "[limits]\nsignin_per_minute = 3\ntrusted_proxies = [\"127.0.0.0/8\", \"::1\"]",
+        )
+        .await;
+    let mut b = Browser::new(&behind);
+    b.page("/signin").await;
+    let mut citizen_a = Vec::new();
+    for _ in 0..4 {
+        citizen_a.push(begin(&mut b, "198.51.100.7").await);
+    }
+    assert_eq!(citizen_a, [200, 200, 200, 429], "three a minute, then 429");
+    // Another citizen behind the same proxy has an allowance of their own,
+    // even if they prepend a forged address of someone else.
+    assert_eq!(begin(&mut b, "203.0.113.9").await, 200);
+    assert_eq!(begin(&mut b, "198.51.100.99, 203.0.113.9").await, 200);
+    // The proxy's own hop is skipped: the client is the rightmost untrusted one.
+    assert_eq!(begin(&mut b, "198.51.100.7, 127.0.0.1").await, 429);
+
+    // Without trusted proxies the header proves nothing: every request
+    // counts against the TCP peer, whatever it claims.
+    let direct = env
+        .spawn_with(clock, "[limits]\nsignin_per_minute = 3")
+        .await;
+    let mut d = Browser::new(&direct);
+    d.page("/signin").await;
+    let mut statuses = Vec::new();
+    for xff in ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"] {
+        statuses.push(begin(&mut d, xff).await);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+}
+
+on_both_stacks!(limits_count_the_forwarded_address_only_behind_a_trusted_proxy);
