@@ -77,6 +77,12 @@ pub struct Settings {
     pub eid: EidSettings,
     /// Abuse limits per client address, and the proxies in front of Civitas.
     pub limits: LimitSettings,
+    /// After a stop signal, how long the instance keeps serving while
+    /// `/readyz` already answers 503 `draining`, so that a load balancer
+    /// polling it stops sending new requests before the listener closes
+    /// (`CIVITAS_DRAIN_DELAY`). Default 0: close at once.
+    #[serde(with = "duration")]
+    pub drain_delay: Duration,
 }
 
 /// Abuse limits per client address, and which peers are trusted proxies.
@@ -369,6 +375,8 @@ struct Defaults {
     passkeys: PasskeySettings,
     eid: EidSettings,
     limits: LimitSettings,
+    #[serde(with = "duration")]
+    drain_delay: Duration,
 }
 
 const DEFAULTS: fn() -> Defaults = || Defaults {
@@ -386,6 +394,7 @@ const DEFAULTS: fn() -> Defaults = || Defaults {
     passkeys: PasskeySettings::default(),
     eid: EidSettings::default(),
     limits: LimitSettings::default(),
+    drain_delay: Duration::ZERO,
 };
 
 /// Environment variables that select the file rather than set a value.
@@ -472,6 +481,9 @@ impl Settings {
             ));
         }
         self.listen_addr()?;
+        if self.drain_delay > Duration::from_secs(300) {
+            return Err(invalid("drain_delay", "must be at most 5 minutes"));
+        }
         if self.limits.signin_per_minute == 0 || self.limits.register_per_minute == 0 {
             return Err(invalid(
                 "limits",
@@ -696,6 +708,7 @@ mod tests {
             ),
             ("registration_token = \"short\"", "registration_token"),
             ("[limits]\nsignin_per_minute = 0", "limits"),
+            ("drain_delay = \"10m\"", "drain_delay"),
             (
                 "[limits]\ntrusted_proxies = [\"10.0.0.0/33\"]",
                 "trusted_proxies",

@@ -31,7 +31,8 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Reports not ready, stops accepting connections, lets in-flight
+    /// Reports not ready, keeps serving for `drain_delay`, then stops
+    /// accepting connections, lets in-flight
     /// requests finish (for at most [`SHUTDOWN_GRACE`]), stops the background
     /// tasks and closes the database pool. Idle keep-alive connections are
     /// closed at once; a busy one after its current response.
@@ -41,6 +42,15 @@ impl RunningServer {
     /// after the grace period (they are then cut off).
     pub async fn shutdown(self) -> std::io::Result<()> {
         self.app.start_draining();
+        // Keep serving while load balancers notice `/readyz` saying draining.
+        let delay = self.app.settings.drain_delay;
+        if !delay.is_zero() {
+            tracing::info!(
+                seconds = delay.as_secs(),
+                "draining: still serving until load balancers notice"
+            );
+            tokio::time::sleep(delay).await;
+        }
         let _ = self.stop.send(true);
         let mut server = self.server;
         let result = match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {

@@ -117,3 +117,38 @@ async fn readiness_names_an_unreachable_cache() {
     assert_eq!(res.status(), 200, "alive, though not ready");
     server.shutdown().await.unwrap();
 }
+
+/// With `drain_delay`, a stopping instance first says `draining` at /readyz
+/// while it still serves, then closes its listener.
+#[tokio::test]
+async fn a_stopping_instance_drains_before_it_closes() {
+    let Some(env) = TestEnv::new(Stack::Embedded).await else {
+        return;
+    };
+    let app = env
+        .spawn_with(
+            std::sync::Arc::new(civitas::clock::SystemClock),
+            "drain_delay = \"2s\"",
+        )
+        .await;
+    let (http, url) = (app.http.clone(), app.url(""));
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(app.stop());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let res = http.get(format!("{url}/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "draining");
+    let res = http
+        .get(format!("{url}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "still serving while draining");
+    stopping.await.unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    assert!(
+        reqwest::get(format!("{url}/healthz")).await.is_err(),
+        "the listener is closed after the delay"
+    );
+}
