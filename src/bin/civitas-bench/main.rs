@@ -35,6 +35,17 @@ const USAGE: &str = "usage: civitas-bench [--duration S] [--connections N] [--ba
      [--instances N] [--only a,b] [--out FILE]\n\
      scenarios: discovery jwks cc_basic cc_private_key_jwt introspection userinfo refresh flow";
 
+const SCENARIOS: [&str; 8] = [
+    "discovery",
+    "jwks",
+    "cc_basic",
+    "cc_private_key_jwt",
+    "introspection",
+    "userinfo",
+    "refresh",
+    "flow",
+];
+
 struct Args {
     duration: Duration,
     connections: usize,
@@ -61,7 +72,13 @@ fn args() -> Args {
             "--connections" => a.connections = value.parse().expect("a number"),
             "--backend" => a.backend = value,
             "--instances" => a.instances = value.parse().expect("a number"),
-            "--only" => a.only = Some(value.split(',').map(str::to_owned).collect()),
+            "--only" => {
+                let names: Vec<String> = value.split(',').map(str::to_owned).collect();
+                if let Some(bad) = names.iter().find(|n| !SCENARIOS.contains(&n.as_str())) {
+                    panic!("unknown scenario `{bad}`\n{USAGE}");
+                }
+                a.only = Some(names);
+            }
             "--out" => a.out = value,
             _ => panic!("{USAGE}"),
         }
