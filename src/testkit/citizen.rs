@@ -4,14 +4,13 @@
 //! party registers itself, builds PKCE requests, redeems codes and refresh
 //! tokens, and validates ID tokens against the published JWKS.
 
-use std::collections::BTreeMap;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::authenticator::SoftAuthenticator;
+pub use super::browser::WebSession;
 use crate::secrets::random_token;
 
 /// Why a scripted flow did not complete.
@@ -46,7 +45,7 @@ impl FlowError {
     }
 }
 
-type Result<T> = std::result::Result<T, FlowError>;
+pub(super) type Result<T> = std::result::Result<T, FlowError>;
 
 /// An HTTP client that never follows redirects (the flows read them).
 #[must_use]
@@ -87,21 +86,30 @@ async fn expect_json(what: &'static str, res: reqwest::Response) -> Result<Value
     Ok(res.json().await?)
 }
 
-/// A browser with a software passkey.
+/// A citizen: a browser ([`WebSession`]) with a software passkey.
 #[derive(Debug)]
 pub struct Citizen {
-    http: reqwest::Client,
-    /// Where requests go: one instance, or a load balancer. May change
-    /// between steps (a flow begun on one instance, finished on another).
-    pub base: String,
+    /// The browser; its methods are the citizen's (`Deref`).
+    pub web: WebSession,
     /// The display name used when an account is created.
     pub name: String,
     /// The email address used when an account is created.
     pub email: String,
     /// The passkey.
     pub authenticator: SoftAuthenticator,
-    cookies: BTreeMap<String, String>,
-    csrf: String,
+}
+
+impl std::ops::Deref for Citizen {
+    type Target = WebSession;
+    fn deref(&self) -> &WebSession {
+        &self.web
+    }
+}
+
+impl std::ops::DerefMut for Citizen {
+    fn deref_mut(&mut self) -> &mut WebSession {
+        &mut self.web
+    }
 }
 
 impl Citizen {
@@ -110,139 +118,11 @@ impl Citizen {
     #[must_use]
     pub fn new(http: reqwest::Client, base: &str, issuer: &str, name: &str, email: &str) -> Self {
         Self {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
+            web: WebSession::new(http, base),
             name: name.to_owned(),
             email: email.to_owned(),
             authenticator: SoftAuthenticator::new(issuer.trim_end_matches('/'), false),
-            cookies: BTreeMap::new(),
-            csrf: String::new(),
         }
-    }
-
-    /// Closes the browser: cookies are gone, the passkey stays.
-    pub fn forget_cookies(&mut self) {
-        self.cookies.clear();
-        self.csrf.clear();
-    }
-
-    /// The session cookie, if signed in.
-    #[must_use]
-    pub fn session_cookie(&self) -> Option<&str> {
-        self.cookies.get("civitas_session").map(String::as_str)
-    }
-
-    fn cookie_header(&self) -> String {
-        let mut out = String::new();
-        for (k, v) in &self.cookies {
-            if !out.is_empty() {
-                out.push_str("; ");
-            }
-            out.push_str(k);
-            out.push('=');
-            out.push_str(v);
-        }
-        out
-    }
-
-    fn keep(&mut self, res: &reqwest::Response) {
-        for v in res.headers().get_all("set-cookie") {
-            let Ok(s) = v.to_str() else { continue };
-            let Some((k, v)) = s.split(';').next().and_then(|p| p.split_once('=')) else {
-                continue;
-            };
-            if s.contains("Max-Age=0") {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.to_owned(), v.to_owned());
-            }
-        }
-    }
-
-    /// GET `path` with the browser's cookies (no redirect followed).
-    ///
-    /// # Errors
-    /// If the request fails.
-    pub async fn get(&mut self, path: &str) -> Result<reqwest::Response> {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .send()
-            .await?;
-        self.keep(&res);
-        Ok(res)
-    }
-
-    /// GETs a page, remembers its CSRF token and returns its HTML.
-    ///
-    /// # Errors
-    /// If the page is not a 200.
-    pub async fn page(&mut self, path: &str) -> Result<String> {
-        let res = self.get(path).await?;
-        let status = res.status().as_u16();
-        let html = res.text().await?;
-        if status != 200 {
-            return Err(FlowError::Status {
-                what: "page",
-                status,
-                body: html,
-            });
-        }
-        self.remember_csrf(&html);
-        Ok(html)
-    }
-
-    fn remember_csrf(&mut self, html: &str) {
-        for marker in ["data-csrf=\"", "name=\"csrf\" value=\""] {
-            if let Some(i) = html.find(marker) {
-                let rest = &html[i + marker.len()..];
-                if let Some(end) = rest.find('"') {
-                    self.csrf = rest[..end].to_owned();
-                }
-                break;
-            }
-        }
-    }
-
-    /// POSTs JSON with the CSRF header, as `passkeys.js` does; the status and body.
-    ///
-    /// # Errors
-    /// If the request fails.
-    pub async fn post_json(&mut self, path: &str, body: &Value) -> Result<(u16, Value)> {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .header("x-csrf-token", &self.csrf)
-            .json(body)
-            .send()
-            .await?;
-        self.keep(&res);
-        let status = res.status().as_u16();
-        Ok((status, res.json().await.unwrap_or(Value::Null)))
-    }
-
-    /// POSTs a form (with the page's CSRF token) and returns the response.
-    ///
-    /// # Errors
-    /// If the request fails.
-    pub async fn post_form(
-        &mut self,
-        path: &str,
-        form: &[(&str, &str)],
-    ) -> Result<reqwest::Response> {
-        let mut fields: Vec<(&str, &str)> = vec![("csrf", self.csrf.as_str())];
-        fields.extend_from_slice(form);
-        let res = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .form(&fields)
-            .send()
-            .await?;
-        self.keep(&res);
-        Ok(res)
     }
 
     /// Creates an account with a new passkey; the URL to go on to.
@@ -250,21 +130,9 @@ impl Citizen {
     /// # Errors
     /// If a ceremony step is refused.
     pub async fn create_account(&mut self, auth: Option<&str>) -> Result<String> {
-        self.page(&format!("/signin/create?auth={}", auth.unwrap_or_default()))
-            .await?;
-        let body = json!({"display_name": self.name, "email": self.email});
-        let (status, begin) = self.post_json("/passkeys/register/begin", &body).await?;
-        if status != 200 {
-            return Err(FlowError::Status {
-                what: "register begin",
-                status,
-                body: begin.to_string(),
-            });
-        }
-        let credential = self.authenticator.create(&begin["options"]);
-        let body = json!({"ceremony": begin["ceremony"], "credential": credential, "name": "Phone", "auth": auth});
-        let (status, done) = self.post_json("/passkeys/register/finish", &body).await?;
-        next_of("register finish", status, &done)
+        self.web
+            .create_account(&mut self.authenticator, &self.name, &self.email, auth)
+            .await
     }
 
     /// Signs in with the passkey, without a username; the URL to go on to.
@@ -272,19 +140,7 @@ impl Citizen {
     /// # Errors
     /// If a ceremony step is refused.
     pub async fn sign_in(&mut self, auth: Option<&str>) -> Result<String> {
-        self.page(&format!("/signin?auth={}", auth.unwrap_or_default()))
-            .await?;
-        let (status, begin) = self.post_json("/passkeys/signin/begin", &json!({})).await?;
-        if status != 200 {
-            return Err(FlowError::Status {
-                what: "sign-in begin",
-                status,
-                body: begin.to_string(),
-            });
-        }
-        let credential = self.authenticator.get(&begin["options"]);
-        let body = json!({"ceremony": begin["ceremony"], "credential": credential, "auth": auth});
-        let (status, done) = self.post_json("/passkeys/signin/finish", &body).await?;
+        let (status, done) = self.web.sign_in(&mut self.authenticator, auth).await?;
         next_of("sign-in finish", status, &done)
     }
 
@@ -360,7 +216,7 @@ impl Citizen {
     }
 }
 
-fn next_of(what: &'static str, status: u16, done: &Value) -> Result<String> {
+pub(super) fn next_of(what: &'static str, status: u16, done: &Value) -> Result<String> {
     match done["next"].as_str() {
         Some(next) if status == 200 => Ok(next.to_owned()),
         _ => Err(FlowError::Status {

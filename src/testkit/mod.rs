@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod authenticator;
+pub mod browser;
 pub mod citizen;
 pub mod nginx;
 

@@ -528,11 +528,7 @@ async fn a_ceremony_started_on_one_instance_finishes_on_another() {
         .await;
     let credential = key.create(&begin["options"]);
     // The browser's next request lands on B, with the same cookies.
-    let mut on_b = Browser {
-        app: &b,
-        cookies: on_a.cookies.clone(),
-        csrf: on_a.csrf.clone(),
-    };
+    let mut on_b = on_a.moved_to(&b);
     let (status, done) = on_b
         .post_json(
             "/passkeys/register/finish",
@@ -543,11 +539,7 @@ async fn a_ceremony_started_on_one_instance_finishes_on_another() {
     // Sign-in begun at B, finished at A; the replay at B finds nothing.
     let (_, begin) = on_b.post_json("/passkeys/signin/begin", &json!({})).await;
     let body = json!({"ceremony": begin["ceremony"], "credential": key.get(&begin["options"])});
-    let mut back_on_a = Browser {
-        app: &a,
-        cookies: on_b.cookies.clone(),
-        csrf: on_b.csrf.clone(),
-    };
+    let mut back_on_a = on_b.moved_to(&a);
     assert_eq!(
         back_on_a
             .post_json("/passkeys/signin/finish", &body)
