@@ -144,16 +144,11 @@ impl Bench<'_> {
     }
 }
 
-async fn register(base: &str, metadata: &Value) -> Value {
-    let res = http_client()
-        .post(format!("{base}/register"))
-        .bearer_auth(REGISTRATION_TOKEN)
-        .json(metadata)
-        .send()
+/// Registers a client at `base` with the benchmark's initial access token.
+async fn register(base: &str, metadata: &Value) -> civitas::testkit::Rp {
+    civitas::testkit::Rp::register(&http_client(), base, Some(REGISTRATION_TOKEN), metadata)
         .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "registration");
-    res.json().await.unwrap()
+        .expect("registration")
 }
 
 fn flow_workers(
@@ -203,10 +198,7 @@ async fn main() {
         &json!({"grant_types": ["client_credentials"], "scope": "payments:read"}),
     )
     .await;
-    let (id, secret) = (
-        machine["client_id"].as_str().unwrap().to_owned(),
-        machine["client_secret"].as_str().unwrap().to_owned(),
-    );
+    let (id, secret) = (machine.client_id, machine.secret.expect("a client secret"));
     let (mut key, jwks) = AssertionKey::generate();
     let signed = register(
         b,
@@ -214,7 +206,7 @@ async fn main() {
                 "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks}),
     )
     .await;
-    key.client_id = signed["client_id"].as_str().unwrap().to_owned();
+    key.client_id = signed.client_id;
     let key = std::sync::Arc::new(key);
     let access: Value = http_client()
         .post(format!("{b}/token"))
