@@ -108,6 +108,13 @@ impl Civitas {
     pub async fn build(settings: Settings, clock: SharedClock) -> Result<Self, StartError> {
         let db = Database::connect(&settings.database_url, &settings.database).await?;
         db.migrate().await?;
+        let adopted = crate::audit::adopt_legacy(&db).await?;
+        if adopted > 0 {
+            tracing::info!(
+                entries = adopted,
+                "audit entries of an earlier version chained"
+            );
+        }
         let cache = Cache::open(&settings.cache_url, &settings.cache_prefix)?;
         let keys = KeyManager::open(
             &settings.keys_dir,

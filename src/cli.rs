@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::app::key_retention_secs;
+use crate::audit::Actor;
 use crate::clients::{Clients, MetadataRequest, OperatorOptions, SubjectType};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
@@ -46,6 +47,9 @@ enum Command {
     /// Organizations from the business register.
     #[command(subcommand)]
     Orgs(OrgsCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Run the development eID simulator (a test OpenID provider; never for production).
     EidSimulator {
         /// Address to listen on.
@@ -70,6 +74,26 @@ enum Command {
         #[arg(long, default_value = "http://localhost:8080/eid/jwks")]
         client_jwks_uri: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the whole hash chain and the signed checkpoints; exits with 1
+    /// and names the first broken entry if the log was altered.
+    Verify,
+    /// Write the entries as JSON Lines, oldest first.
+    Export {
+        /// Only entries from this Unix time on.
+        #[arg(long)]
+        since: Option<i64>,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Sign a checkpoint of the chain's head now.
+    Checkpoint,
+    /// Remove the entries older than `audit.retention` now.
+    Prune,
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,7 +260,8 @@ async fn run(command: Command, settings: Settings) -> CliResult {
             println!("{shown:#?}");
             Ok(())
         }
-        Command::Keys(k) => keys(k, &settings, &clock),
+        Command::Keys(k) => keys(k, &settings, &clock).await,
+        Command::Audit(a) => audit(a, &settings, &clock).await,
         Command::Clients(c) => clients(c, &settings, clock).await,
         Command::Orgs(OrgsCommand::Import { file }) => {
             let text =
@@ -245,8 +270,14 @@ async fn run(command: Command, settings: Settings) -> CliResult {
             let db = Database::connect(&settings.database_url, &settings.database).await?;
             db.migrate().await?;
             let keys = crate::eid::EidKeys::load(&db, clock.now()).await?;
-            let summary =
-                crate::mandates::register::import(&db, &keys, &entries, clock.now()).await?;
+            let summary = crate::mandates::register::import(
+                &db,
+                &keys,
+                &entries,
+                Actor::Operator,
+                clock.now(),
+            )
+            .await?;
             println!(
                 "imported {} organizations with {} representatives; {} representatives removed",
                 summary.organizations, summary.representatives, summary.removed
@@ -349,7 +380,78 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-fn keys(command: KeysCommand, settings: &Settings, clock: &SharedClock) -> CliResult {
+async fn audit(command: AuditCommand, settings: &Settings, clock: &SharedClock) -> CliResult {
+    let db = Database::connect(&settings.database_url, &settings.database).await?;
+    db.migrate().await?;
+    let now = clock.now();
+    match command {
+        AuditCommand::Verify => {
+            let keys = KeyManager::open(
+                &settings.keys_dir,
+                clock.clone(),
+                key_retention_secs(settings),
+            )?;
+            let report = crate::audit::verify(&db, &keys).await?;
+            println!(
+                "{} entries, {} signed checkpoints checked ({} signed by keys no longer published)",
+                report.entries, report.checkpoints, report.unverifiable_checkpoints
+            );
+            match report.broken {
+                None => {
+                    println!("the audit chain is intact");
+                    Ok(())
+                }
+                Some(b) => Err(format!(
+                    "the audit chain is broken at entry {}: {}",
+                    b.seq, b.reason
+                )
+                .into()),
+            }
+        }
+        AuditCommand::Export { since, out } => {
+            let since = since.map(crate::clock::UnixTime);
+            let n = match out {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    let mut w = std::io::BufWriter::new(file);
+                    let n = crate::audit::query::export_jsonl(&db, since, &mut w).await?;
+                    std::io::Write::flush(&mut w)?;
+                    n
+                }
+                None => {
+                    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+                    let n = crate::audit::query::export_jsonl(&db, since, &mut w).await?;
+                    std::io::Write::flush(&mut w)?;
+                    n
+                }
+            };
+            eprintln!("{n} entries exported");
+            Ok(())
+        }
+        AuditCommand::Checkpoint => {
+            let keys = KeyManager::open(
+                &settings.keys_dir,
+                clock.clone(),
+                key_retention_secs(settings),
+            )?;
+            match crate::audit::checkpoint::create(&db, &keys, now).await? {
+                Some(cp) => println!("checkpoint signed at entry {}", cp.seq),
+                None => println!("the head already has a checkpoint (or the log is empty)"),
+            }
+            Ok(())
+        }
+        AuditCommand::Prune => {
+            let keep = i64::try_from(settings.audit.retention.as_secs()).unwrap_or(i64::MAX);
+            let n =
+                crate::audit::query::prune(&db, crate::clock::UnixTime(now.0 - keep), now).await?;
+            println!("{n} entries older than the retention period removed");
+            Ok(())
+        }
+    }
+}
+
+async fn keys(command: KeysCommand, settings: &Settings, clock: &SharedClock) -> CliResult {
     let retention = key_retention_secs(settings);
     match command {
         KeysCommand::Rotate { delay, algs } => {
@@ -368,7 +470,19 @@ fn keys(command: KeysCommand, settings: &Settings, clock: &SharedClock) -> CliRe
                     })
                     .collect::<Result<Vec<_>, _>>()?
             };
-            for meta in KeyManager::rotate(&settings.keys_dir, clock, &algs, delay.as_secs())? {
+            let added = KeyManager::rotate(&settings.keys_dir, clock, &algs, delay.as_secs())?;
+            // The keys live in files, not in the database: the entry follows
+            // them, and a failure to write it is reported.
+            let db = Database::connect(&settings.database_url, &settings.database).await?;
+            db.migrate().await?;
+            let event = crate::audit::Event::by(crate::audit::Kind::KeyRotated, Actor::Operator)
+                .with(
+                    "kids",
+                    added.iter().map(|m| m.kid.clone()).collect::<Vec<_>>(),
+                )
+                .with("activates_in_secs", delay.as_secs());
+            crate::audit::record_alone(&db, &event, clock.now()).await?;
+            for meta in added {
                 println!(
                     "added {} key {}: published now, signs from {} ({}s from now)",
                     meta.alg.as_str(),
@@ -443,6 +557,7 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
                         },
                         registration_token: false,
                     },
+                    &Actor::Operator,
                 )
                 .await?;
             println!("client_id:     {}", issued.client.client_id);
@@ -485,7 +600,7 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
             Ok(())
         }
         ClientsCommand::Remove { client_id } => {
-            if registry.delete(&client_id).await? {
+            if registry.delete(&client_id, &Actor::Operator).await? {
                 println!("removed {client_id}");
                 Ok(())
             } else {
@@ -496,7 +611,9 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
             client_id,
             audience,
         } => {
-            registry.allow_exchange(&client_id, &audience).await?;
+            registry
+                .allow_exchange(&client_id, &audience, &Actor::Operator)
+                .await?;
             println!("{client_id} may exchange tokens for {audience}");
             Ok(())
         }
@@ -512,7 +629,7 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
                 .map(str::to_owned)
                 .collect();
             registry
-                .allow_claims(&client_id, &claims, &legal_basis)
+                .allow_claims(&client_id, &claims, &legal_basis, &Actor::Operator)
                 .await?;
             println!(
                 "{client_id} may receive: {}",
@@ -525,7 +642,7 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
             Ok(())
         }
         ClientsCommand::ResetSecret { client_id } => {
-            let secret = registry.reset_secret(&client_id).await?;
+            let secret = registry.reset_secret(&client_id, &Actor::Operator).await?;
             println!("client_secret: {}", secret.expose());
             Ok(())
         }

@@ -77,12 +77,39 @@ pub struct Settings {
     pub eid: EidSettings,
     /// Abuse limits per client address, and the proxies in front of Civitas.
     pub limits: LimitSettings,
+    /// The audit trail: retention and signed checkpoints.
+    pub audit: AuditSettings,
     /// After a stop signal, how long the instance keeps serving while
     /// `/readyz` already answers 503 `draining`, so that a load balancer
     /// polling it stops sending new requests before the listener closes
     /// (`CIVITAS_DRAIN_DELAY`). Default 0: close at once.
     #[serde(with = "duration")]
     pub drain_delay: Duration,
+}
+
+/// The audit trail (`[audit]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// How long entries are kept; older ones are removed hourly from the
+    /// start of the chain (`CIVITAS_AUDIT__RETENTION`). Default 730 days
+    /// (24 months); at least one day.
+    #[serde(with = "duration")]
+    pub retention: Duration,
+    /// How often each instance signs a checkpoint of the chain's head, if
+    /// it moved (`CIVITAS_AUDIT__CHECKPOINT_INTERVAL`). Default one hour;
+    /// between one minute and one day.
+    #[serde(with = "duration")]
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(730 * 86_400),
+            checkpoint_interval: Duration::from_secs(3_600),
+        }
+    }
 }
 
 /// Abuse limits per client address, and which peers are trusted proxies.
@@ -375,6 +402,7 @@ struct Defaults {
     passkeys: PasskeySettings,
     eid: EidSettings,
     limits: LimitSettings,
+    audit: AuditSettings,
     #[serde(with = "duration")]
     drain_delay: Duration,
 }
@@ -394,6 +422,7 @@ const DEFAULTS: fn() -> Defaults = || Defaults {
     passkeys: PasskeySettings::default(),
     eid: EidSettings::default(),
     limits: LimitSettings::default(),
+    audit: AuditSettings::default(),
     drain_delay: Duration::ZERO,
 };
 
@@ -481,6 +510,17 @@ impl Settings {
             ));
         }
         self.listen_addr()?;
+        if self.audit.retention < Duration::from_secs(86_400) {
+            return Err(invalid("audit.retention", "must be at least one day"));
+        }
+        if !(Duration::from_secs(60)..=Duration::from_secs(86_400))
+            .contains(&self.audit.checkpoint_interval)
+        {
+            return Err(invalid(
+                "audit.checkpoint_interval",
+                "must be between one minute and one day",
+            ));
+        }
         if self.drain_delay > Duration::from_secs(300) {
             return Err(invalid("drain_delay", "must be at most 5 minutes"));
         }
@@ -709,6 +749,11 @@ mod tests {
             ("registration_token = \"short\"", "registration_token"),
             ("[limits]\nsignin_per_minute = 0", "limits"),
             ("drain_delay = \"10m\"", "drain_delay"),
+            ("[audit]\nretention = \"1h\"", "audit.retention"),
+            (
+                "[audit]\ncheckpoint_interval = \"10s\"",
+                "audit.checkpoint_interval",
+            ),
             (
                 "[limits]\ntrusted_proxies = [\"10.0.0.0/33\"]",
                 "trusted_proxies",

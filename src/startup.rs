@@ -130,7 +130,8 @@ pub async fn start_on(
     });
     let tasks = vec![
         tokio::spawn(reload_keys(app.clone(), stopped.clone())),
-        tokio::spawn(deliver_logouts(app.clone(), stopped)),
+        tokio::spawn(deliver_logouts(app.clone(), stopped.clone())),
+        tokio::spawn(audit_upkeep(app.clone(), stopped)),
     ];
     Ok(RunningServer {
         addr,
@@ -163,6 +164,40 @@ async fn reload_keys(app: Arc<Civitas>, mut stopped: watch::Receiver<bool>) {
             Ok(false) => {}
             Err(e) => {
                 tracing::error!(error = %e, "signing keys could not be reloaded; keeping the current ones")
+            }
+        }
+    }
+}
+
+/// Signs a checkpoint of the audit chain every `audit.checkpoint_interval`
+/// (and once more when stopping), and removes entries past
+/// `audit.retention` every hour.
+async fn audit_upkeep(app: Arc<Civitas>, mut stopped: watch::Receiver<bool>) {
+    let every = app.settings.audit.checkpoint_interval;
+    let mut last_prune: Option<tokio::time::Instant> = None;
+    loop {
+        let stopping = tokio::select! {
+            () = tokio::time::sleep(every) => false,
+            _ = stopped.wait_for(|s| *s) => true,
+        };
+        let now = app.clock.now();
+        match crate::audit::checkpoint::create(&app.db, &app.keys, now).await {
+            Ok(Some(cp)) => tracing::info!(seq = cp.seq, "audit checkpoint signed"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "audit checkpoint could not be signed"),
+        }
+        if stopping {
+            return;
+        }
+        if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3_600)) {
+            last_prune = Some(tokio::time::Instant::now());
+            let cutoff = crate::clock::UnixTime(
+                now.0 - i64::try_from(app.settings.audit.retention.as_secs()).unwrap_or(i64::MAX),
+            );
+            match crate::audit::query::prune(&app.db, cutoff, now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(entries = n, "audit entries past retention removed"),
+                Err(e) => tracing::warn!(error = %e, "audit retention could not run"),
             }
         }
     }

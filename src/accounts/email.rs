@@ -104,14 +104,6 @@ impl Accounts {
         };
         if SecretHash::from_stored(pending.hash.clone()).verify(code.trim()) {
             self.mark_email_verified(account).await?;
-            crate::audit::record(
-                &self.db,
-                Some(account),
-                "email.verified",
-                "email address verified",
-                self.clock.now(),
-            )
-            .await?;
             return Ok(());
         }
         pending.attempts += 1;

@@ -91,6 +91,7 @@ impl Accounts {
             email_verified: false,
             created_at: self.clock.now(),
         };
+        let mut tx = self.db.begin().await?;
         sqlx::query(
             "INSERT INTO accounts (account_id, display_name, email, email_verified, created_at) \
              VALUES ($1, $2, $3, 0, $4)",
@@ -99,8 +100,11 @@ impl Accounts {
         .bind(&account.display_name)
         .bind(account.email.clone())
         .bind(account.created_at.0)
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await?;
+        let event = crate::audit::Event::citizen(crate::audit::Kind::AccountCreated, &account.id);
+        crate::audit::record(&mut tx, &event, account.created_at).await?;
+        tx.commit().await?;
         Ok(account)
     }
 
@@ -132,10 +136,14 @@ impl Accounts {
     /// # Errors
     /// If the database fails.
     pub async fn mark_email_verified(&self, id: &AccountId) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
         sqlx::query("UPDATE accounts SET email_verified = 1 WHERE account_id = $1")
             .bind(id.as_str())
-            .execute(self.db.pool())
+            .execute(&mut *tx)
             .await?;
+        let event = crate::audit::Event::citizen(crate::audit::Kind::EmailVerified, id);
+        crate::audit::record(&mut tx, &event, self.clock.now()).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

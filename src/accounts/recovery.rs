@@ -2,6 +2,7 @@
 //! sets them up and stored only as SHA-256 hashes. Using one signs the
 //! citizen in just enough to register a new passkey; every use is recorded.
 
+use crate::audit::{self, Event, Kind};
 use sqlx::Row as _;
 
 use super::AccountId;
@@ -63,15 +64,9 @@ pub async fn generate(
         .execute(&mut *tx)
         .await?;
     }
+    let event = Event::citizen(Kind::RecoveryCodesGenerated, account).with("count", codes.len());
+    audit::record(&mut tx, &event, now).await?;
     tx.commit().await?;
-    crate::audit::record(
-        db,
-        Some(account),
-        "recovery_codes.generated",
-        "a new set of recovery codes",
-        now,
-    )
-    .await?;
     Ok(codes)
 }
 
@@ -109,24 +104,24 @@ pub async fn redeem(
     .await?;
     let Some(row) = row else { return Ok(None) };
     let account = AccountId::new(row.try_get::<String, _>("account_id")?);
+    let mut tx = db.begin().await?;
     let used = sqlx::query(
         "UPDATE recovery_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL",
     )
     .bind(hash.as_str())
     .bind(now.0)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
     if used.rows_affected() != 1 {
         return Ok(None);
     }
-    crate::audit::record(
-        db,
-        Some(&account),
-        "recovery_code.used",
-        "signed in with a recovery code",
+    audit::record(
+        &mut tx,
+        &Event::citizen(Kind::RecoveryCodeUsed, &account),
         now,
     )
     .await?;
+    tx.commit().await?;
     Ok(Some(account))
 }
 

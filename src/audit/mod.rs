@@ -1,7 +1,28 @@
-//! The audit log: what happened to an account, when. Entries name the
-//! account and the kind of event; details never carry a secret, a token or a
-//! national identifier.
+//! The audit trail: every security-relevant event, in a tamper-evident log.
+//!
+//! Each entry is written **in the transaction of the change it describes**
+//! ([`record`] takes that transaction's connection), so no change exists
+//! without its entry and a change that fails leaves none. Entries form one
+//! hash chain in the order of `seq`, a sequence shared by every instance:
+//! each entry's hash covers its content and the previous entry's hash
+//! ([`chain`]). Signed checkpoints ([`checkpoint`]) let `civitas audit
+//! verify` detect even a rewrite of the whole chain after a checkpoint.
+//!
+//! An entry names a citizen by internal account id only. Its detail is a
+//! JSON object of non-secret facts (a client id, claim names, a level, a
+//! passkey's name): never a national identifier, passkey material, a token
+//! or a code.
+//!
+//! `record` must be the last statement of its transaction: it updates the
+//! single `audit_head` row, on which concurrent writers queue until commit,
+//! so taking it last keeps that wait short and the lock order the same in
+//! every transaction (no deadlock).
 
+pub mod chain;
+pub mod checkpoint;
+pub mod query;
+
+use serde_json::{Map, Value};
 use sqlx::Row as _;
 
 use crate::accounts::AccountId;
@@ -9,62 +30,361 @@ use crate::clock::UnixTime;
 use crate::secrets::random_token;
 use crate::store::{Database, StoreError};
 
-/// One recorded event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEvent {
-    /// What happened (`passkey.added`, `recovery_code.used`, …).
-    pub kind: String,
-    /// Human-readable detail.
-    pub detail: String,
-    /// When.
-    pub at: UnixTime,
+pub use chain::{Broken, VerifyReport, verify};
+pub use query::{Entry, for_account};
+
+/// The kinds of event, with their names in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A citizen created an account (with its first passkey).
+    AccountCreated,
+    /// An operator locked an account.
+    AccountLocked,
+    /// An operator unlocked an account.
+    AccountUnlocked,
+    /// An account's personal data was erased (data-protection request).
+    AccountErased,
+    /// Everything held about an account was exported.
+    AccountExported,
+    /// A passkey was added to an account.
+    PasskeyAdded,
+    /// A passkey was removed.
+    PasskeyRemoved,
+    /// New recovery codes replaced the old ones.
+    RecoveryCodesGenerated,
+    /// A recovery code opened a recovery session.
+    RecoveryCodeUsed,
+    /// A proven eID opened a recovery session.
+    EidRecovery,
+    /// An email address was verified.
+    EmailVerified,
+    /// An eID identity was bound to the account, or proven again.
+    EidBound,
+    /// A citizen signed in to Civitas (method, level, methods).
+    SignIn,
+    /// A step-up to a higher level of assurance ended (outcome).
+    StepUp,
+    /// A citizen consented to share with a client.
+    ConsentGiven,
+    /// A citizen withdrew a consent.
+    ConsentRevoked,
+    /// Claims were released to a client at sign-in (which, on which basis).
+    ClaimsReleased,
+    /// A representation mandate was granted.
+    MandateGranted,
+    /// A representative accepted a mandate.
+    MandateAccepted,
+    /// A representative acted for an organization under a mandate.
+    MandateUsed,
+    /// A mandate was revoked.
+    MandateRevoked,
+    /// A token was exchanged along a call chain (RFC 8693).
+    TokenExchanged,
+    /// A client was registered.
+    ClientRegistered,
+    /// A client's registration changed.
+    ClientChanged,
+    /// A client was deleted.
+    ClientDeleted,
+    /// A signing key was added (rotation).
+    KeyRotated,
+    /// A business-register extract was imported.
+    RegisterImported,
+    /// An operator used the admin API or an admin command.
+    AdminAction,
+    /// Entries older than the retention period were removed.
+    AuditPruned,
 }
 
-/// Records an event.
+impl Kind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 29] = [
+        Self::AccountCreated,
+        Self::AccountLocked,
+        Self::AccountUnlocked,
+        Self::AccountErased,
+        Self::AccountExported,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
+        Self::RecoveryCodesGenerated,
+        Self::RecoveryCodeUsed,
+        Self::EidRecovery,
+        Self::EmailVerified,
+        Self::EidBound,
+        Self::SignIn,
+        Self::StepUp,
+        Self::ConsentGiven,
+        Self::ConsentRevoked,
+        Self::ClaimsReleased,
+        Self::MandateGranted,
+        Self::MandateAccepted,
+        Self::MandateUsed,
+        Self::MandateRevoked,
+        Self::TokenExchanged,
+        Self::ClientRegistered,
+        Self::ClientChanged,
+        Self::ClientDeleted,
+        Self::KeyRotated,
+        Self::RegisterImported,
+        Self::AdminAction,
+        Self::AuditPruned,
+    ];
+
+    /// The name in the log.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccountCreated => "account.created",
+            Self::AccountLocked => "account.locked",
+            Self::AccountUnlocked => "account.unlocked",
+            Self::AccountErased => "account.erased",
+            Self::AccountExported => "account.exported",
+            Self::PasskeyAdded => "passkey.added",
+            Self::PasskeyRemoved => "passkey.removed",
+            Self::RecoveryCodesGenerated => "recovery_codes.generated",
+            Self::RecoveryCodeUsed => "recovery_code.used",
+            Self::EidRecovery => "eid.recovery",
+            Self::EmailVerified => "email.verified",
+            Self::EidBound => "eid.bound",
+            Self::SignIn => "signin",
+            Self::StepUp => "stepup",
+            Self::ConsentGiven => "consent.given",
+            Self::ConsentRevoked => "consent.revoked",
+            Self::ClaimsReleased => "claims.released",
+            Self::MandateGranted => "mandate.granted",
+            Self::MandateAccepted => "mandate.accepted",
+            Self::MandateUsed => "mandate.used",
+            Self::MandateRevoked => "mandate.revoked",
+            Self::TokenExchanged => "token.exchanged",
+            Self::ClientRegistered => "client.registered",
+            Self::ClientChanged => "client.changed",
+            Self::ClientDeleted => "client.deleted",
+            Self::KeyRotated => "key.rotated",
+            Self::RegisterImported => "register.imported",
+            Self::AdminAction => "admin.action",
+            Self::AuditPruned => "audit.pruned",
+        }
+    }
+
+    /// The kind named `s`.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Who caused an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// The citizen the entry names (their own action).
+    Citizen,
+    /// A client (relying party), by id.
+    Client(String),
+    /// A client registering itself (RFC 7591), before it has an id.
+    Registrant,
+    /// An operator through the admin API, authenticated as this client.
+    Admin(String),
+    /// An operator at the command line.
+    Operator,
+    /// Civitas itself (retention, key schedule).
+    System,
+}
+
+impl Actor {
+    /// The form stored in the log: `citizen`, `client:<id>`, `registrant`,
+    /// `admin:<id>`, `operator`, `system`.
+    #[must_use]
+    pub fn to_stored(&self) -> String {
+        match self {
+            Self::Citizen => "citizen".into(),
+            Self::Client(id) => format!("client:{id}"),
+            Self::Registrant => "registrant".into(),
+            Self::Admin(id) => format!("admin:{id}"),
+            Self::Operator => "operator".into(),
+            Self::System => "system".into(),
+        }
+    }
+}
+
+/// An event to record.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// What happened.
+    pub kind: Kind,
+    /// Who did it.
+    pub actor: Actor,
+    /// The citizen it concerns, by internal id.
+    pub account: Option<AccountId>,
+    /// The client it concerns.
+    pub client: Option<String>,
+    /// Non-secret facts, as a JSON object.
+    pub detail: Map<String, Value>,
+}
+
+impl Event {
+    /// An event of `kind` by the citizen `account` (their own action).
+    #[must_use]
+    pub fn citizen(kind: Kind, account: &AccountId) -> Self {
+        Self {
+            kind,
+            actor: Actor::Citizen,
+            account: Some(account.clone()),
+            client: None,
+            detail: Map::new(),
+        }
+    }
+
+    /// An event of `kind` caused by `actor`.
+    #[must_use]
+    pub fn by(kind: Kind, actor: Actor) -> Self {
+        Self {
+            kind,
+            actor,
+            account: None,
+            client: None,
+            detail: Map::new(),
+        }
+    }
+
+    /// Names the citizen concerned.
+    #[must_use]
+    pub fn account(mut self, account: &AccountId) -> Self {
+        self.account = Some(account.clone());
+        self
+    }
+
+    /// Names the client concerned.
+    #[must_use]
+    pub fn client(mut self, client_id: &str) -> Self {
+        self.client = Some(client_id.to_owned());
+        self
+    }
+
+    /// Adds a fact. Never a secret, a token or a national identifier.
+    #[must_use]
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.detail.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+/// Appends `event` to the chain inside the caller's transaction `conn`. It
+/// must be the transaction's last statement before commit (see the module
+/// documentation); if the transaction rolls back, so does the entry.
 ///
 /// # Errors
-/// If the database fails.
+/// If the database fails; the caller's transaction must then be dropped.
 pub async fn record(
-    db: &Database,
-    account: Option<&AccountId>,
-    kind: &str,
-    detail: &str,
+    conn: &mut sqlx::AnyConnection,
+    event: &Event,
+    now: UnixTime,
+) -> Result<i64, StoreError> {
+    // The UPDATE takes the head row's lock (PostgreSQL) or runs under the
+    // write lock of `BEGIN IMMEDIATE` (SQLite): the sequence number and the
+    // previous hash read here cannot be taken by another writer.
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut *conn)
+        .await?;
+    let seq: i64 = head.try_get("seq")?;
+    let prev: String = head.try_get("hash")?;
+    let entry = chain::Sealed {
+        seq,
+        event_id: random_token(16),
+        occurred_at: now.0,
+        kind: event.kind.as_str().to_owned(),
+        actor: event.actor.to_stored(),
+        account_id: event.account.as_ref().map(|a| a.as_str().to_owned()),
+        client_id: event.client.clone(),
+        detail: Value::Object(event.detail.clone()).to_string(),
+        prev_hash: prev,
+    };
+    let hash = entry.hash();
+    sqlx::query(
+        "INSERT INTO audit_log (seq, event_id, occurred_at, kind, actor, account_id, client_id, detail, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(seq)
+    .bind(&entry.event_id)
+    .bind(entry.occurred_at)
+    .bind(&entry.kind)
+    .bind(&entry.actor)
+    .bind(entry.account_id.clone())
+    .bind(entry.client_id.clone())
+    .bind(&entry.detail)
+    .bind(&entry.prev_hash)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(seq)
+}
+
+/// Records `events` in order, inside the caller's transaction (see [`record`]).
+///
+/// # Errors
+/// If the database fails; the caller's transaction must then be dropped.
+pub async fn record_all(
+    conn: &mut sqlx::AnyConnection,
+    events: &[Event],
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO audit_events (event_id, account_id, kind, detail, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(random_token(16))
-        .bind(account.map(|a| a.as_str().to_owned()))
-        .bind(kind)
-        .bind(detail)
-        .bind(now.0)
-        .execute(db.pool())
-        .await?;
+    for e in events {
+        record(conn, e, now).await?;
+    }
     Ok(())
 }
 
-/// The events of an account, newest first.
+/// Records an event that changes nothing else (a failed step-up, an export)
+/// in a transaction of its own.
 ///
 /// # Errors
-/// If the database fails.
-pub async fn for_account(
-    db: &Database,
-    account: &AccountId,
-    limit: i64,
-) -> Result<Vec<AuditEvent>, StoreError> {
+/// If the database fails; nothing is recorded then.
+pub async fn record_alone(db: &Database, event: &Event, now: UnixTime) -> Result<i64, StoreError> {
+    let mut tx = db.begin().await?;
+    let seq = record(&mut tx, event, now).await?;
+    tx.commit().await?;
+    Ok(seq)
+}
+
+/// Moves the entries of the unchained log of earlier versions
+/// (`audit_events`) into the chain, oldest first, in one transaction. Run
+/// at start-up; does nothing once that table is empty.
+///
+/// # Errors
+/// If the database fails; nothing is moved then.
+pub async fn adopt_legacy(db: &Database) -> Result<u64, StoreError> {
     let rows = sqlx::query(
-        "SELECT kind, detail, created_at FROM audit_events WHERE account_id = $1 ORDER BY created_at DESC, event_id LIMIT $2",
+        "SELECT event_id, account_id, kind, detail, created_at FROM audit_events ORDER BY created_at, event_id",
     )
-    .bind(account.as_str())
-    .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(AuditEvent {
-                kind: r.try_get("kind")?,
-                detail: r.try_get("detail")?,
-                at: UnixTime(r.try_get("created_at")?),
-            })
-        })
-        .collect()
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = db.begin().await?;
+    sqlx::query("DELETE FROM audit_events")
+        .execute(&mut *tx)
+        .await?;
+    for r in &rows {
+        let account: Option<String> = r.try_get("account_id")?;
+        let kind: String = r.try_get("kind")?;
+        let detail: String = r.try_get("detail")?;
+        let mut event = Event::by(
+            Kind::parse(&kind).unwrap_or(Kind::AdminAction),
+            if account.is_some() {
+                Actor::Citizen
+            } else {
+                Actor::Operator
+            },
+        )
+        .with("legacy_kind", kind)
+        .with("text", detail);
+        event.account = account.map(AccountId::new);
+        record(&mut tx, &event, UnixTime(r.try_get("created_at")?)).await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len() as u64)
 }

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 pub use metadata::{AuthMethod, ClientMetadata, GrantType, MetadataRequest, RedirectUri};
 
+use crate::audit::{Actor, Event, Kind};
 use crate::clock::{SharedClock, UnixTime};
 use crate::secrets::{Secret, SecretHash, random_token};
 use crate::store::{Database, StoreError};
@@ -214,6 +215,7 @@ impl Clients {
         &self,
         metadata: ClientMetadata,
         options: OperatorOptions,
+        actor: &Actor,
     ) -> Result<Issued, ClientError> {
         metadata::verify_sector(&metadata, &self.http).await?;
         let now = self.clock.now();
@@ -233,7 +235,12 @@ impl Clients {
             registration_token_hash: registration_access_token.as_ref().map(Secret::hash),
         };
         tracing::Span::current().record("client_id", client.client_id.as_str());
-        store::insert_client(&self.db, &client).await?;
+        let event = Event::by(Kind::ClientRegistered, actor.clone())
+            .client(client.client_id.as_str())
+            .with("first_party", client.first_party)
+            .with("subject_type", client.subject_type.as_str())
+            .with("redirect_uris", client.metadata.redirect_uris.len());
+        store::insert_client(&self.db, &client, &event).await?;
         tracing::info!("client registered");
         Ok(Issued {
             client,
@@ -336,6 +343,7 @@ impl Clients {
         &self,
         client: &Client,
         metadata: ClientMetadata,
+        actor: &Actor,
     ) -> Result<Issued, ClientError> {
         metadata::verify_sector(&metadata, &self.http).await?;
         let mut updated = client.clone();
@@ -349,7 +357,10 @@ impl Clients {
         }
         updated.metadata = metadata;
         updated.updated_at = self.clock.now();
-        store::update_client(&self.db, &updated).await?;
+        let event = Event::by(Kind::ClientChanged, actor.clone())
+            .client(updated.client_id.as_str())
+            .with("change", "metadata");
+        store::update_client(&self.db, &updated, &event).await?;
         self.forget(updated.client_id.as_str());
         tracing::info!(client_id = %updated.client_id, "client updated");
         Ok(Issued {
@@ -363,8 +374,9 @@ impl Clients {
     ///
     /// # Errors
     /// If the database fails.
-    pub async fn delete(&self, client_id: &str) -> Result<bool, ClientError> {
-        let deleted = store::delete_client(&self.db, client_id).await?;
+    pub async fn delete(&self, client_id: &str, actor: &Actor) -> Result<bool, ClientError> {
+        let event = Event::by(Kind::ClientDeleted, actor.clone()).client(client_id);
+        let deleted = store::delete_client(&self.db, client_id, &event, self.clock.now()).await?;
         self.forget(client_id);
         if deleted {
             tracing::info!(client_id, "client deleted");
@@ -377,7 +389,11 @@ impl Clients {
     ///
     /// # Errors
     /// If the client does not exist, does not use a secret, or the database fails.
-    pub async fn reset_secret(&self, client_id: &str) -> Result<Secret, ClientError> {
+    pub async fn reset_secret(
+        &self,
+        client_id: &str,
+        actor: &Actor,
+    ) -> Result<Secret, ClientError> {
         let mut client = self
             .get(client_id)
             .await?
@@ -390,7 +406,10 @@ impl Clients {
         let secret = Secret::generate();
         client.secret_hash = Some(secret.hash());
         client.updated_at = self.clock.now();
-        store::update_client(&self.db, &client).await?;
+        let event = Event::by(Kind::ClientChanged, actor.clone())
+            .client(client_id)
+            .with("change", "secret_reset");
+        store::update_client(&self.db, &client, &event).await?;
         self.forget(client_id);
         Ok(secret)
     }
@@ -461,6 +480,7 @@ impl Clients {
         client_id: &str,
         claims: &[String],
         legal_basis: &str,
+        actor: &Actor,
     ) -> Result<(), ClientError> {
         if self.get(client_id).await?.is_none() {
             return Err(ClientError::NotFound(client_id.into()));
@@ -478,12 +498,18 @@ impl Clients {
                 "a legal basis is required".into(),
             ));
         }
+        let event = Event::by(Kind::ClientChanged, actor.clone())
+            .client(client_id)
+            .with("change", "allowed_claims")
+            .with("claims", claims.to_vec())
+            .with("legal_basis", legal_basis.trim());
         store::set_allowed_claims(
             &self.db,
             client_id,
             claims,
             legal_basis.trim(),
             self.clock.now(),
+            &event,
         )
         .await?;
         tracing::info!(client_id, count = claims.len(), "verified claims allowed");
@@ -507,7 +533,12 @@ impl Clients {
     /// # Errors
     /// An unknown client, a resource that is not an absolute URI without
     /// fragment (RFC 8707 §2), or a store failure.
-    pub async fn allow_exchange(&self, client_id: &str, resource: &str) -> Result<(), ClientError> {
+    pub async fn allow_exchange(
+        &self,
+        client_id: &str,
+        resource: &str,
+        actor: &Actor,
+    ) -> Result<(), ClientError> {
         if self.get(client_id).await?.is_none() {
             return Err(ClientError::NotFound(client_id.into()));
         }
@@ -520,7 +551,11 @@ impl Clients {
                 "`{resource}` is neither a registered client nor an absolute URI without fragment"
             )));
         }
-        store::allow_exchange(&self.db, client_id, resource, self.clock.now()).await?;
+        let event = Event::by(Kind::ClientChanged, actor.clone())
+            .client(client_id)
+            .with("change", "allow_exchange")
+            .with("resource", resource);
+        store::allow_exchange(&self.db, client_id, resource, self.clock.now(), &event).await?;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@ use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use super::{Client, ClientId, ClientMetadata, SubjectType};
+use crate::audit::{self, Event};
 use crate::clock::UnixTime;
 use crate::secrets::SecretHash;
 use crate::store::{Database, StoreError, flag};
@@ -12,7 +13,12 @@ fn metadata_json(client: &Client) -> Result<String, StoreError> {
     serde_json::to_string(&client.metadata).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-pub(super) async fn insert_client(db: &Database, client: &Client) -> Result<(), StoreError> {
+pub(super) async fn insert_client(
+    db: &Database,
+    client: &Client,
+    event: &Event,
+) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO clients (client_id, secret_hash, registration_token_hash, metadata, first_party, \
          subject_type, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -25,12 +31,19 @@ pub(super) async fn insert_client(db: &Database, client: &Client) -> Result<(), 
     .bind(client.subject_type.as_str())
     .bind(client.created_at.0)
     .bind(client.updated_at.0)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
+    audit::record(&mut tx, event, client.created_at).await?;
+    tx.commit().await?;
     Ok(())
 }
 
-pub(super) async fn update_client(db: &Database, client: &Client) -> Result<(), StoreError> {
+pub(super) async fn update_client(
+    db: &Database,
+    client: &Client,
+    event: &Event,
+) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
     sqlx::query(
         "UPDATE clients SET secret_hash = $2, registration_token_hash = $3, metadata = $4, first_party = $5, \
          subject_type = $6, updated_at = $7 WHERE client_id = $1",
@@ -42,8 +55,10 @@ pub(super) async fn update_client(db: &Database, client: &Client) -> Result<(), 
     .bind(i64::from(client.first_party))
     .bind(client.subject_type.as_str())
     .bind(client.updated_at.0)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
+    audit::record(&mut tx, event, client.updated_at).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -71,12 +86,23 @@ pub(super) async fn list_clients(db: &Database) -> Result<Vec<Client>, StoreErro
     rows.iter().map(from_row).collect()
 }
 
-pub(super) async fn delete_client(db: &Database, client_id: &str) -> Result<bool, StoreError> {
+pub(super) async fn delete_client(
+    db: &Database,
+    client_id: &str,
+    event: &Event,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    let mut tx = db.begin().await?;
     let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
         .bind(client_id)
-        .execute(db.pool())
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() > 0)
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    audit::record(&mut tx, event, now).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 fn from_row(row: &AnyRow) -> Result<Client, StoreError> {
@@ -144,6 +170,7 @@ pub(super) async fn set_allowed_claims(
     claims: &[String],
     legal_basis: &str,
     now: UnixTime,
+    event: &Event,
 ) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
     sqlx::query("DELETE FROM client_claim_permissions WHERE client_id = $1")
@@ -159,6 +186,7 @@ pub(super) async fn set_allowed_claims(
             .execute(&mut *tx)
             .await?;
     }
+    audit::record(&mut tx, event, now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -183,15 +211,21 @@ pub(super) async fn allow_exchange(
     client_id: &str,
     resource: &str,
     now: UnixTime,
+    event: &Event,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let mut tx = db.begin().await?;
+    let added = sqlx::query(
         "INSERT INTO exchange_permissions (client_id, resource, granted_at) VALUES ($1, $2, $3) \
          ON CONFLICT (client_id, resource) DO NOTHING",
     )
     .bind(client_id)
     .bind(resource)
     .bind(now.0)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
+    if added.rows_affected() == 1 {
+        audit::record(&mut tx, event, now).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }

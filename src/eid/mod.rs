@@ -227,6 +227,7 @@ pub async fn bind(
         .await
         .map_err(StoreError::from)?;
     let sealed = keys.encrypt(&identity.person_identifier, account)?;
+    let reproofed = current.is_some();
     let result = match current {
         Some(row) if row.try_get::<String, _>("identity_hash").map_err(StoreError::from)? != hash => {
             return Err(EidError::AccountBoundToOther);
@@ -279,12 +280,15 @@ pub async fn bind(
             e.into()
         });
     }
+    // Scheme, country and level only: never the identifier or the names.
+    let event = crate::audit::Event::citizen(crate::audit::Kind::EidBound, account)
+        .with("scheme", identity.scheme.as_str())
+        .with("country", identity.country.as_str())
+        .with("level", identity.level.alias())
+        .with("connector", identity.connector.as_str())
+        .with("reproofed", reproofed);
+    crate::audit::record(&mut tx, &event, now).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    let detail = format!(
-        "{} eID ({}) verified at {}",
-        identity.scheme, identity.country, identity.level
-    );
-    crate::audit::record(db, Some(account), "eid.bound", &detail, now).await?;
     Ok(())
 }
 

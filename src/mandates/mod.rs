@@ -22,6 +22,7 @@ use sqlx::Row as _;
 
 use crate::accounts::AccountId;
 use crate::assurance::Level;
+use crate::audit::{self, Event, Kind};
 use crate::clock::{SharedClock, UnixTime};
 use crate::eid::EidKeys;
 use crate::secrets::{SecretHash, random_token};
@@ -420,6 +421,7 @@ impl Mandates {
             revoked_at: None,
             min_level,
         };
+        let mut tx = self.db.begin().await?;
         sqlx::query(
             "INSERT INTO mandates (mandate_id, org_id, representative_person, invitation_hash, powers, valid_from, \
              valid_until, may_delegate, parent_id, granted_by, granted_at, min_level) \
@@ -437,15 +439,16 @@ impl Mandates {
         .bind(granter.as_str())
         .bind(now.0)
         .bind(min_level.alias())
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await?;
-        let detail = format!(
-            "granted mandate {} for {} ({})",
-            mandate.id,
-            mandate.org_id,
-            mandate.powers.join(" ")
-        );
-        crate::audit::record(&self.db, Some(granter), "mandate.granted", &detail, now).await?;
+        let event = Event::citizen(Kind::MandateGranted, granter)
+            .with("mandate", mandate.id.as_str())
+            .with("org", mandate.org_id.as_str())
+            .with("powers", mandate.powers.join(" "))
+            .with("by_invitation", invitation.is_some())
+            .with("min_level", min_level.alias());
+        audit::record(&mut tx, &event, now).await?;
+        tx.commit().await?;
         Ok((mandate, invitation))
     }
 
@@ -484,6 +487,7 @@ impl Mandates {
         {
             return Err(MandateError::NotForYou);
         }
+        let mut tx = self.db.begin().await?;
         let done = sqlx::query(
             "UPDATE mandates SET representative_account = $2, accepted_at = $3, invitation_hash = NULL \
              WHERE mandate_id = $1 AND accepted_at IS NULL",
@@ -491,19 +495,14 @@ impl Mandates {
         .bind(&id)
         .bind(account.as_str())
         .bind(now.0)
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
             return Err(MandateError::NotFound);
         }
-        crate::audit::record(
-            &self.db,
-            Some(account),
-            "mandate.accepted",
-            &format!("accepted mandate {id}"),
-            now,
-        )
-        .await?;
+        let event = Event::citizen(Kind::MandateAccepted, account).with("mandate", id.as_str());
+        audit::record(&mut tx, &event, now).await?;
+        tx.commit().await?;
         self.get(&id).await?.ok_or(MandateError::NotFound)
     }
 
@@ -543,19 +542,12 @@ impl Mandates {
                 frontier.push(child.try_get("mandate_id")?);
             }
         }
+        let event = Event::citizen(Kind::MandateRevoked, by)
+            .with("mandate", m.id.as_str())
+            .with("org", m.org_id.as_str())
+            .with("delegated_ended", ended.saturating_sub(1));
+        audit::record(&mut tx, &event, now).await?;
         tx.commit().await?;
-        crate::audit::record(
-            &self.db,
-            Some(by),
-            "mandate.revoked",
-            &format!(
-                "revoked mandate {} and {} delegated from it",
-                m.id,
-                ended.saturating_sub(1)
-            ),
-            now,
-        )
-        .await?;
         Ok(ended)
     }
 }

@@ -154,6 +154,7 @@ pub async fn import(
     db: &Database,
     keys: &EidKeys,
     entries: &[RegisterEntry],
+    actor: crate::audit::Actor,
     now: UnixTime,
 ) -> Result<ImportSummary, ImportError> {
     let mut summary = ImportSummary::default();
@@ -227,17 +228,11 @@ pub async fn import(
         }
         summary.organizations += 1;
     }
+    let event = crate::audit::Event::by(crate::audit::Kind::RegisterImported, actor)
+        .with("organizations", summary.organizations)
+        .with("representatives", summary.representatives)
+        .with("removed", summary.removed);
+    crate::audit::record(&mut tx, &event, now).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    crate::audit::record(
-        db,
-        None,
-        "register.imported",
-        &format!(
-            "{} organizations, {} representatives, {} removed",
-            summary.organizations, summary.representatives, summary.removed
-        ),
-        now,
-    )
-    .await?;
     Ok(summary)
 }

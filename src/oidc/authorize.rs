@@ -20,6 +20,7 @@ use super::representation::{self as rep, Representation};
 use super::{OAuthError, Provider, consent, grants};
 use crate::accounts::AccountId;
 use crate::assurance::{self, Level};
+use crate::audit::{Event, Kind};
 use crate::clients::{Client, GrantType};
 use crate::clock::UnixTime;
 use crate::ephemeral::{Ephemeral as _, Key, Namespace};
@@ -659,6 +660,12 @@ impl Provider {
                     }
                     None => self.keep_pending(&pending, None).await?,
                 };
+                let event = Event::citizen(Kind::StepUp, &session.account_id)
+                    .client(client.client_id.as_str())
+                    .with("outcome", "required")
+                    .with("required", required.alias())
+                    .with("achieved", achieved.alias());
+                crate::audit::record_alone(&self.db, &event, self.clock.now()).await?;
                 return Ok(Outcome::StepUp(StepUp {
                     handle,
                     csrf: pending.csrf.clone(),

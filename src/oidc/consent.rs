@@ -5,6 +5,7 @@ use sqlx::Row as _;
 
 use super::params::Scope;
 use crate::accounts::AccountId;
+use crate::audit::{self, Event, Kind};
 use crate::clock::UnixTime;
 use crate::store::{Database, StoreError};
 
@@ -82,6 +83,7 @@ pub async fn grant(
             all.push(c.clone());
         }
     }
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO consents (account_id, client_id, scope, claims, granted_at) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (account_id, client_id) DO UPDATE SET scope = $3, claims = $4, granted_at = $5",
@@ -91,8 +93,14 @@ pub async fn grant(
     .bind(scope.to_string())
     .bind(all.join(" "))
     .bind(now.0)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
+    let event = Event::citizen(Kind::ConsentGiven, account)
+        .client(client_id)
+        .with("scope", scope.to_string())
+        .with("claims", all.join(" "));
+    audit::record(&mut tx, &event, now).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -121,35 +129,27 @@ pub async fn withdraw(
     client_id: &str,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
-    let had = revoke(db, account, client_id).await?;
-    if had {
-        super::grants::revoke_for_client(db, account, client_id, now).await?;
-        crate::audit::record(
-            db,
-            Some(account),
-            "consent.revoked",
-            &format!("stopped sharing with {client_id}"),
-            now,
-        )
-        .await?;
-    }
-    Ok(had)
-}
-
-/// Withdraws the consent `account` gave `client`; `true` if there was one.
-/// The next authorization request of that client asks again.
-///
-/// # Errors
-/// If the database fails.
-pub async fn revoke(
-    db: &Database,
-    account: &AccountId,
-    client_id: &str,
-) -> Result<bool, StoreError> {
+    let mut tx = db.begin().await?;
     let done = sqlx::query("DELETE FROM consents WHERE account_id = $1 AND client_id = $2")
         .bind(account.as_str())
         .bind(client_id)
-        .execute(db.pool())
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() > 0)
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let revoked = sqlx::query(
+        "UPDATE grants SET revoked_at = $3 WHERE account_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(account.as_str())
+    .bind(client_id)
+    .bind(now.0)
+    .execute(&mut *tx)
+    .await?;
+    let event = Event::citizen(Kind::ConsentRevoked, account)
+        .client(client_id)
+        .with("grants_revoked", revoked.rows_affected());
+    audit::record(&mut tx, &event, now).await?;
+    tx.commit().await?;
+    Ok(true)
 }

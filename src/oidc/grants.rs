@@ -59,15 +59,19 @@ impl Grant {
 const COLUMNS: &str = "grant_id, client_id, account_id, sid, scope, claims, auth_time, acr, amr, offline, \
                        created_at, expires_at, revoked_at, representation";
 
-/// Stores a new grant, recording the hash of the code it came from.
+/// Stores a new grant, recording the hash of the code it came from, and
+/// the audit entries `events` (what was released), in one transaction.
 ///
 /// # Errors
-/// If the database fails (including a second grant for the same code).
+/// If the database fails (including a second grant for the same code);
+/// nothing is stored then.
 pub async fn insert(
     db: &Database,
     g: &Grant,
     code_hash: Option<&SecretHash>,
+    events: &[crate::audit::Event],
 ) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO grants (grant_id, code_hash, client_id, account_id, sid, scope, claims, auth_time, acr, amr, \
          offline, created_at, expires_at, representation) \
@@ -87,8 +91,10 @@ pub async fn insert(
     .bind(g.created_at.0)
     .bind(g.expires_at.0)
     .bind(g.representation.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()))
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
+    crate::audit::record_all(&mut tx, events, g.created_at).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -159,27 +165,6 @@ pub async fn revoke(db: &Database, grant_id: &str, now: UnixTime) -> Result<bool
             .execute(db.pool())
             .await?;
     Ok(done.rows_affected() > 0)
-}
-
-/// Revokes every grant `account` made to `client_id` (consent withdrawn).
-///
-/// # Errors
-/// If the database fails.
-pub async fn revoke_for_client(
-    db: &Database,
-    account: &AccountId,
-    client_id: &str,
-    now: UnixTime,
-) -> Result<u64, StoreError> {
-    let done = sqlx::query(
-        "UPDATE grants SET revoked_at = $3 WHERE account_id = $1 AND client_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(account.as_str())
-    .bind(client_id)
-    .bind(now.0)
-    .execute(db.pool())
-    .await?;
-    Ok(done.rows_affected())
 }
 
 /// Revokes the grants of a session that do not outlive it (not `offline_access`).

@@ -14,6 +14,7 @@ use super::grants::{self, Grant, RefreshUse};
 use super::params::{Params, Scope};
 use super::tokens::IdTokenClaims;
 use super::{ClientCredentials, OAuthError, Provider};
+use crate::audit::{Actor, Event, Kind};
 use crate::clients::{AuthMethod, Client, GrantType};
 use crate::secrets::{Secret, SecretHash, random_token};
 
@@ -180,23 +181,63 @@ impl Provider {
             ));
         }
         let grant = self.new_grant(client, &granted);
-        grants::insert(&self.db, &grant, Some(&code_hash)).await?;
+        let mut events = vec![self.released(client, &grant).await?];
         if let Some(r) = &grant.representation {
-            let detail = format!(
-                "acted for {} at {} under mandate {}",
-                r.org_id, client.client_id, r.mandate
+            events.push(
+                Event::citizen(Kind::MandateUsed, &grant.account_id)
+                    .client(client.client_id.as_str())
+                    .with("org", r.org_id.as_str())
+                    .with("mandate", r.mandate.as_str()),
             );
-            crate::audit::record(
-                &self.db,
-                Some(&grant.account_id),
-                "mandate.used",
-                &detail,
-                self.clock.now(),
-            )
-            .await?;
         }
+        grants::insert(&self.db, &grant, Some(&code_hash), &events).await?;
         self.issue_tokens(client, &grant, granted.nonce.as_deref(), &grant.scope, true)
             .await
+    }
+
+    /// The audit entry of a sign-in to `client`: the level and methods, and
+    /// which claims the grant releases, verified ones with the legal basis
+    /// the operator recorded for the client.
+    async fn released(&self, client: &Client, grant: &Grant) -> Result<Event, OAuthError> {
+        let mut claims: Vec<String> = Vec::new();
+        let scope_claims: Vec<&str> = super::userinfo::claims_of_scope(&grant.scope).collect();
+        for name in scope_claims
+            .into_iter()
+            .chain(grant.claims.userinfo.keys().map(String::as_str))
+            .chain(grant.claims.id_token.keys().map(String::as_str))
+        {
+            if super::userinfo::SUPPORTED_CLAIMS.contains(&name)
+                && name != "sub"
+                && !claims.iter().any(|c| c == name)
+            {
+                claims.push(name.to_owned());
+            }
+        }
+        let mut verified = Vec::new();
+        let requested: Vec<&String> = grant
+            .claims
+            .verified_userinfo
+            .iter()
+            .chain(&grant.claims.verified_id_token)
+            .collect();
+        if !requested.is_empty() {
+            for (claim, basis) in self
+                .clients
+                .allowed_claims(client.client_id.as_str())
+                .await?
+            {
+                if requested.contains(&&claim) {
+                    verified.push(serde_json::json!({ "claim": claim, "legal_basis": basis }));
+                }
+            }
+        }
+        Ok(Event::citizen(Kind::ClaimsReleased, &grant.account_id)
+            .client(client.client_id.as_str())
+            .with("scope", grant.scope.to_string())
+            .with("claims", claims)
+            .with("verified_claims", verified)
+            .with("acr", grant.acr.as_str())
+            .with("amr", grant.amr.join(" ")))
     }
 
     fn new_grant(&self, client: &Client, code: &CodeGrant) -> Grant {
@@ -685,11 +726,25 @@ impl Provider {
             }
         };
         // The mandate behind the token must still hold.
-        if let Some(gid) = &subject.gid
-            && let Some(grant) = grants::get(&self.db, gid).await?
-        {
-            self.require_mandate(&grant).await?;
+        let grant = match &subject.gid {
+            Some(gid) => grants::get(&self.db, gid).await?,
+            None => None,
+        };
+        if let Some(grant) = &grant {
+            self.require_mandate(grant).await?;
         }
+        let mut event = Event::by(
+            Kind::TokenExchanged,
+            Actor::Client(client.client_id.to_string()),
+        )
+        .client(client.client_id.as_str())
+        .with("audience", target.as_str())
+        .with("subject_client", subject.client_id.as_str())
+        .with("scope", scope.to_string());
+        if let Some(grant) = &grant {
+            event = event.account(&grant.account_id);
+        }
+        crate::audit::record_alone(&self.db, &event, self.clock.now()).await?;
         let mut claims = self.access_claims(
             subject.sub.clone(),
             client.client_id.as_str(),

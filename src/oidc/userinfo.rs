@@ -21,6 +21,14 @@ const SCOPE_CLAIMS: &[(&str, &[&str])] = &[
 /// Every end-user claim Civitas can release.
 pub const SUPPORTED_CLAIMS: &[&str] = &["sub", "name", "email", "email_verified"];
 
+/// The claims `scope` implies.
+pub(crate) fn claims_of_scope(scope: &Scope) -> impl Iterator<Item = &'static str> + '_ {
+    SCOPE_CLAIMS
+        .iter()
+        .filter(|(s, _)| scope.contains(s))
+        .flat_map(|(_, claims)| claims.iter().copied())
+}
+
 impl Provider {
     /// The claims about `account` that `scope` (and, when `from_scope`, its
     /// implied claims) plus the individually `requested` names allow.

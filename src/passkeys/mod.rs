@@ -36,6 +36,8 @@ use webauthn_rs::prelude::{
 pub use store::PasskeyInfo;
 
 use crate::accounts::{Account, AccountId};
+use crate::assurance::Level;
+use crate::audit::{Event, Kind};
 use crate::clock::SharedClock;
 use crate::ephemeral::{Cache, Ephemeral as _, EphemeralError, Key, Namespace};
 use crate::secrets::random_token;
@@ -112,6 +114,8 @@ pub struct SignedIn {
     pub amr: Vec<String>,
     /// Was the passkey device-bound?
     pub device_bound: bool,
+    /// The level of assurance the sign-in reached (with the account's eID).
+    pub acr: Level,
 }
 
 /// The RFC 8176 methods of a user-verified passkey.
@@ -284,31 +288,33 @@ impl Passkeys {
                     email_verified: false,
                     created_at: self.clock.now(),
                 };
+                let events = [
+                    Event::citizen(Kind::AccountCreated, &account.id),
+                    Event::citizen(Kind::PasskeyAdded, &account.id)
+                        .with("name", record.name.as_str())
+                        .with("device_bound", device_bound),
+                ];
                 store::create_account_with_passkey(
                     &self.db,
                     &account,
                     ceremony.user_handle,
                     &record,
+                    &events,
                 )
                 .await?;
                 (account, true)
             }
             Purpose::AddTo(account_id) => {
-                store::add_passkey(&self.db, &account_id, &record).await?;
+                let event = Event::citizen(Kind::PasskeyAdded, &account_id)
+                    .with("name", record.name.as_str())
+                    .with("device_bound", device_bound);
+                store::add_passkey(&self.db, &account_id, &record, &event).await?;
                 let (_, account) = store::user_handle(&self.db, &account_id)
                     .await?
                     .ok_or(PasskeyError::NotFound)?;
                 (account, false)
             }
         };
-        crate::audit::record(
-            &self.db,
-            Some(&account.id),
-            "passkey.added",
-            &record.name,
-            self.clock.now(),
-        )
-        .await?;
         Ok(Registered {
             account,
             new_account,
@@ -372,18 +378,27 @@ impl Passkeys {
             .finish_discoverable_authentication_v2(credential, state, &passkey)
             .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
         passkey.update_credential(&result);
+        let proofing = crate::eid::proofing_level(&self.db, &account_id).await?;
+        let acr = Level::achieved(proofing, device_bound);
+        let amr = amr_for(device_bound);
+        let event = Event::citizen(Kind::SignIn, &account_id)
+            .with("method", "passkey")
+            .with("acr", acr.alias())
+            .with("amr", amr.join(" "));
         store::record_use(
             &self.db,
             &cred_id,
             &passkey,
             result.backup_state(),
             self.clock.now(),
+            &event,
         )
         .await?;
         Ok(SignedIn {
             account_id,
-            amr: amr_for(device_bound),
+            amr,
             device_bound,
+            acr,
         })
     }
 
@@ -423,16 +438,7 @@ impl Passkeys {
         account: &AccountId,
         credential_id: &str,
     ) -> Result<(), PasskeyError> {
-        store::remove(&self.db, account, credential_id).await?;
-        crate::audit::record(
-            &self.db,
-            Some(account),
-            "passkey.removed",
-            credential_id,
-            self.clock.now(),
-        )
-        .await?;
-        Ok(())
+        store::remove(&self.db, account, credential_id, self.clock.now()).await
     }
 }
 

@@ -6,6 +6,7 @@ use webauthn_rs::prelude::{Passkey, RegisterPublicKeyCredential};
 
 use super::{PasskeyError, aaguid, base64_url, clean_name};
 use crate::accounts::{Account, AccountId};
+use crate::audit::{self, Event, Kind};
 use crate::clock::UnixTime;
 use crate::store::{Database, StoreError, flag};
 
@@ -119,6 +120,7 @@ pub(super) async fn create_account_with_passkey(
     account: &Account,
     user_handle: Uuid,
     passkey: &NewPasskey,
+    events: &[Event],
 ) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
     sqlx::query(
@@ -133,6 +135,7 @@ pub(super) async fn create_account_with_passkey(
     .execute(&mut *tx)
     .await?;
     insert(&mut tx, &account.id, passkey).await?;
+    audit::record_all(&mut tx, events, account.created_at).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -142,9 +145,13 @@ pub(super) async fn add_passkey(
     db: &Database,
     account: &AccountId,
     passkey: &NewPasskey,
+    event: &Event,
 ) -> Result<(), StoreError> {
-    let mut conn = db.pool().acquire().await?;
-    insert(&mut conn, account, passkey).await
+    let mut tx = db.begin().await?;
+    insert(&mut tx, account, passkey).await?;
+    audit::record(&mut tx, event, passkey.created_at).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The account's WebAuthn user handle (created on first need) and the account.
@@ -223,15 +230,18 @@ pub(super) async fn find_passkey(
     )))
 }
 
-/// Records a sign-in: the updated counter and flags, and the time.
+/// Records a sign-in: the updated counter and flags, the time, and the
+/// audit entry `event`.
 pub(super) async fn record_use(
     db: &Database,
     credential_id: &str,
     passkey: &Passkey,
     backup_state: bool,
     now: UnixTime,
+    event: &Event,
 ) -> Result<(), StoreError> {
     let value = serde_json::to_value(passkey).map_err(corrupt)?;
+    let mut tx = db.begin().await?;
     sqlx::query(
         "UPDATE passkeys SET passkey = $2, sign_count = $3, backup_state = $4, last_used_at = $5 WHERE credential_id = $1",
     )
@@ -240,8 +250,10 @@ pub(super) async fn record_use(
     .bind(value["cred"]["counter"].as_i64().unwrap_or(0))
     .bind(i64::from(backup_state))
     .bind(now.0)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
+    audit::record(&mut tx, event, now).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -307,6 +319,7 @@ pub(super) async fn remove(
     db: &Database,
     account: &AccountId,
     credential_id: &str,
+    now: UnixTime,
 ) -> Result<(), PasskeyError> {
     let mut tx = db.begin().await.map_err(StoreError::from)?;
     let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM passkeys WHERE account_id = $1")
@@ -337,6 +350,8 @@ pub(super) async fn remove(
     if done.rows_affected() != 1 {
         return Err(PasskeyError::NotFound);
     }
+    let event = Event::citizen(Kind::PasskeyRemoved, account).with("credential_id", credential_id);
+    audit::record(&mut tx, &event, now).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }

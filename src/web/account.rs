@@ -147,11 +147,19 @@ async fn account(
             scope: c.scope.to_string(),
         });
     }
-    let activity = crate::audit::for_account(&app.db, &acc.id, 20)
+    let recent = crate::audit::for_account(&app.db, &acc.id, 5)
         .await
-        .map_err(err)?
+        .map_err(err)?;
+    let activity = super::activity::describe_all(&app, &recent)
+        .await?
         .into_iter()
-        .map(|e| (pages::format_time(e.at), e.detail))
+        .map(|l| {
+            let what = match l.service {
+                Some(s) => format!("{} ({s})", l.what),
+                None => l.what,
+            };
+            (l.when, what)
+        })
         .collect();
     let (token, cookie) = csrf::token(&app.settings, &headers);
     let page = pages::Account {

@@ -36,12 +36,18 @@ async fn import(
         .map_err(|_| ApiError::bad_request("invalid_request", "the body is not UTF-8"))?;
     let entries = register::parse(text)
         .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
-    let summary = register::import(&app.db, &app.eid_keys, &entries, app.clock.now())
-        .await
-        .map_err(|e| match e {
-            ImportError::Format(d) => ApiError::bad_request("invalid_request", d),
-            ImportError::Store(s) => s.into(),
-        })?;
+    let summary = register::import(
+        &app.db,
+        &app.eid_keys,
+        &entries,
+        crate::audit::Actor::Operator,
+        app.clock.now(),
+    )
+    .await
+    .map_err(|e| match e {
+        ImportError::Format(d) => ApiError::bad_request("invalid_request", d),
+        ImportError::Store(s) => s.into(),
+    })?;
     Ok(super::token::no_store_json(&serde_json::json!({
         "organizations": summary.organizations,
         "representatives": summary.representatives,

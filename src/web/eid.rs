@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::passkeys::with_cookie;
 use super::{PageError, State as AppState, csrf, session};
 use crate::assurance::Level;
+use crate::audit::{self, Event, Kind};
 use crate::eid::connector::{FlowError, FlowPurpose};
 use crate::eid::{self, EidError};
 use crate::oidc::OAuthError;
@@ -121,7 +122,23 @@ async fn callback(
                     "You were signed out while using your eID. Nothing was changed.",
                 ));
             };
-            match eid::bind(&app.db, &app.eid_keys, &account, &identity, now).await {
+            let bound = eid::bind(&app.db, &app.eid_keys, &account, &identity, now).await;
+            if resume.is_some() {
+                // A step-up during an authorization request: its outcome.
+                let outcome = match &bound {
+                    Ok(()) => "succeeded",
+                    Err(EidError::BoundElsewhere) => "failed_bound_elsewhere",
+                    Err(EidError::AccountBoundToOther) => "failed_other_identity",
+                    Err(_) => "failed",
+                };
+                let event = Event::citizen(Kind::StepUp, &account)
+                    .with("outcome", outcome)
+                    .with("level", identity.level.alias());
+                audit::record_alone(&app.db, &event, now)
+                    .await
+                    .map_err(OAuthError::from)?;
+            }
+            match bound {
                 Ok(()) => {}
                 Err(EidError::BoundElsewhere) => {
                     return Err(PageError::Client {
@@ -167,15 +184,12 @@ async fn callback(
                     message: "No Civitas account has been proven with this eID. Create an account, then enroll your eID.".into(),
                 });
             };
-            crate::audit::record(
-                &app.db,
-                Some(&account),
-                "eid.recovery",
-                "signed in with eID to recover the account",
-                now,
-            )
-            .await
-            .map_err(OAuthError::from)?;
+            let event = Event::citizen(Kind::EidRecovery, &account)
+                .with("scheme", identity.scheme.as_str())
+                .with("level", identity.level.alias());
+            audit::record_alone(&app.db, &event, now)
+                .await
+                .map_err(OAuthError::from)?;
             let previous = session::read(&app.settings, &headers);
             let (_, cookie) = app
                 .sessions

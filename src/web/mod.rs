@@ -7,6 +7,7 @@
 //! logger, panic catching, security headers, body limit.
 
 mod account;
+mod activity;
 mod admin;
 mod authorize;
 mod csrf;
@@ -136,6 +137,7 @@ pub fn router(app: State) -> Router {
         .route("/static/passkeys.js", get(meta::passkeys_script))
         .merge(passkeys::routes())
         .merge(account::routes())
+        .merge(activity::routes())
         .merge(eid::routes())
         .merge(organizations::routes())
         .merge(admin::routes())

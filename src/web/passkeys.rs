@@ -232,7 +232,6 @@ async fn signin_finish(
         .passkeys
         .finish_signin(&req.ceremony, &req.credential)
         .await?;
-    let proofing = crate::eid::proofing_level(&app.db, &done.account_id).await?;
     let previous = session::read(&app.settings, &headers);
     let (_, cookie) = app
         .sessions
@@ -240,9 +239,7 @@ async fn signin_finish(
             Authentication {
                 account_id: done.account_id,
                 amr: done.amr,
-                acr: Level::achieved(proofing, done.device_bound)
-                    .uri()
-                    .to_owned(),
+                acr: done.acr.uri().to_owned(),
             },
             previous.as_deref(),
         )

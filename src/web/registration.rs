@@ -15,6 +15,7 @@ use axum::routing::post;
 
 use super::extract::{Body, bearer, json};
 use super::{ApiError, State as AppState};
+use crate::audit::Actor;
 use crate::clients::{Client, ClientError, Issued, MetadataRequest, OperatorOptions};
 use crate::oidc::discovery::paths;
 
@@ -98,7 +99,7 @@ async fn register(
     let metadata = request.validate()?;
     let issued = app
         .clients
-        .register(metadata, OperatorOptions::default())
+        .register(metadata, OperatorOptions::default(), &Actor::Registrant)
         .await?;
     client_information(&app.settings.issuer, &issued, StatusCode::CREATED)
 }
@@ -173,7 +174,14 @@ async fn update(
         ));
     }
     let metadata = request.validate()?;
-    let updated = app.clients.update(&client, metadata).await?;
+    let updated = app
+        .clients
+        .update(
+            &client,
+            metadata,
+            &Actor::Client(client.client_id.to_string()),
+        )
+        .await?;
     let issued = app
         .clients
         .rotate_registration_token(&updated.client, token)
@@ -198,6 +206,8 @@ async fn delete(
         ));
     };
     app.clients.authorize_management(&client_id, token).await?;
-    app.clients.delete(&client_id).await?;
+    app.clients
+        .delete(&client_id, &Actor::Client(client_id.to_string()))
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -79,7 +79,11 @@ async fn one_national_identity_binds_to_one_account_and_is_stored_encrypted(stac
         "Debug hides the identifier"
     );
     let events = civitas::audit::for_account(db, &a.id, 10).await.unwrap();
-    assert!(events.iter().all(|e| !e.detail.contains("38001085718")));
+    assert!(
+        events
+            .iter()
+            .all(|e| !e.detail.to_string().contains("38001085718"))
+    );
 }
 
 async fn a_demand_above_the_session_level_gets_step_up_or_unmet_requirements_never_a_lower_token(

@@ -433,6 +433,7 @@ async fn a_board_member_chooses_her_company_in_the_browser() {
         &app.app().db,
         &app.app().eid_keys,
         &entries,
+        civitas::audit::Actor::Operator,
         civitas::clock::Clock::now(app.app().clock.as_ref()),
     )
     .await

@@ -455,7 +455,12 @@ async fn verified_claims_are_released_only_as_requested_allowed_and_consented(st
     let clients = &app.app().clients;
     assert!(
         clients
-            .allow_claims(&rp.client_id, &["shoe_size".into()], "none")
+            .allow_claims(
+                &rp.client_id,
+                &["shoe_size".into()],
+                "none",
+                &civitas::audit::Actor::Operator
+            )
             .await
             .is_err()
     );
@@ -468,6 +473,7 @@ async fn verified_claims_are_released_only_as_requested_allowed_and_consented(st
                 "birthdate".into(),
             ],
             "Permit Act §12",
+            &civitas::audit::Actor::Operator,
         )
         .await
         .unwrap();
@@ -541,6 +547,7 @@ async fn verified_claims_are_released_only_as_requested_allowed_and_consented(st
             &tax.client_id,
             &["person_identifier".into()],
             "Taxation Act §3",
+            &civitas::audit::Actor::Operator,
         )
         .await
         .unwrap();

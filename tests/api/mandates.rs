@@ -87,9 +87,15 @@ async fn statutory_representatives_grant_mandates_that_delegate_only_downwards(s
     let clock = ManualClock::new(UnixTime(1_900_000_000));
     let app = env.spawn_with(Arc::new(clock.clone()), "").await;
     let (db, keys, m) = (&app.app().db, &app.app().eid_keys, &app.app().mandates);
-    register::import(db, keys, &extract(&[(MARI, "Mari Maasikas")]), clock.now())
-        .await
-        .unwrap();
+    register::import(
+        db,
+        keys,
+        &extract(&[(MARI, "Mari Maasikas")]),
+        civitas::audit::Actor::Operator,
+        clock.now(),
+    )
+    .await
+    .unwrap();
     let org = register::org_id("EE", "12345678");
     let mari = citizen(&app, MARI, Level::Substantial).await;
     let jaan = citizen(&app, JAAN, Level::Substantial).await;
@@ -295,9 +301,15 @@ async fn statutory_representatives_grant_mandates_that_delegate_only_downwards(s
     assert!(m.powers_of(&jaan).await.unwrap().is_empty());
 
     // Removed from the register: the statutory power ends at once.
-    let summary = register::import(db, keys, &extract(&[(JAAN, "Jaan Tamm")]), clock.now())
-        .await
-        .unwrap();
+    let summary = register::import(
+        db,
+        keys,
+        &extract(&[(JAAN, "Jaan Tamm")]),
+        civitas::audit::Actor::Operator,
+        clock.now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(summary.removed, 1);
     assert!(m.powers_of(&mari).await.unwrap().is_empty());
     assert_eq!(

@@ -272,9 +272,14 @@ async fn consent_is_remembered_and_sso_needs_no_new_sign_in(stack: Stack) {
     assert_ne!(sub_other, sub_first, "two agencies see different subjects");
     // Consent can be withdrawn: the next request asks again.
     assert!(
-        civitas::oidc::consent::revoke(&app.app().db, &browser.account.id, &rp.client_id)
-            .await
-            .unwrap()
+        civitas::oidc::consent::withdraw(
+            &app.app().db,
+            &browser.account.id,
+            &rp.client_id,
+            civitas::clock::Clock::now(app.app().clock.as_ref())
+        )
+        .await
+        .unwrap()
     );
     let (q, _) = app.auth_query(&rp, "openid profile", "");
     assert_eq!(
@@ -846,6 +851,7 @@ async fn first_party_and_public_subject_clients_are_operator_decisions() {
                 subject_type: SubjectType::Public,
                 registration_token: false,
             },
+            &civitas::audit::Actor::Operator,
         )
         .await
         .unwrap();

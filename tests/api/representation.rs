@@ -124,6 +124,7 @@ async fn a_representative_acts_for_the_organization_and_the_tokens_say_so(stack:
         &app.app().db,
         &app.app().eid_keys,
         &entries,
+        civitas::audit::Actor::Operator,
         app.app().clock.now(),
     )
     .await
@@ -373,6 +374,7 @@ async fn a_portal_calls_payments_which_calls_cases_through_token_exchange(stack:
         &app.app().db,
         &app.app().eid_keys,
         &entries,
+        civitas::audit::Actor::Operator,
         app.app().clock.now(),
     )
     .await
@@ -394,10 +396,13 @@ async fn a_portal_calls_payments_which_calls_cases_through_token_exchange(stack:
     );
     let clients = &app.app().clients;
     clients
-        .allow_exchange(&portal.client_id, pay_id)
+        .allow_exchange(&portal.client_id, pay_id, &civitas::audit::Actor::Operator)
         .await
         .unwrap();
-    clients.allow_exchange(pay_id, case_id).await.unwrap();
+    clients
+        .allow_exchange(pay_id, case_id, &civitas::audit::Actor::Operator)
+        .await
+        .unwrap();
 
     let (mut mari, _k, _id) = proven(&app, MARI, "mari@example.eu").await;
     let (q, verifier) = app.auth_query(
@@ -609,6 +614,7 @@ async fn a_portal_calls_payments_which_calls_cases_through_token_exchange(stack:
         &app.app().db,
         &app.app().eid_keys,
         &[],
+        civitas::audit::Actor::Operator,
         app.app().clock.now(),
     )
     .await
@@ -621,6 +627,7 @@ async fn a_portal_calls_payments_which_calls_cases_through_token_exchange(stack:
         &app.app().db,
         &app.app().eid_keys,
         &empty,
+        civitas::audit::Actor::Operator,
         app.app().clock.now(),
     )
     .await
@@ -686,6 +693,7 @@ async fn the_organizations_page_grants_accepts_and_revokes_mandates(stack: Stack
         &app.app().db,
         &app.app().eid_keys,
         &entries,
+        civitas::audit::Actor::Operator,
         app.app().clock.now(),
     )
     .await

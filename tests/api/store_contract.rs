@@ -53,6 +53,7 @@ async fn clients_round_trip_through_the_store(stack: Stack) {
                 subject_type: SubjectType::Public,
                 registration_token: true,
             },
+            &civitas::audit::Actor::Operator,
         )
         .await
         .unwrap();
@@ -83,7 +84,10 @@ async fn clients_round_trip_through_the_store(stack: Stack) {
         "redirect_uris": ["https://portal.agency.example/callback"],
         "token_endpoint_auth_method": "none",
     }));
-    let updated = clients.update(&stored, changed.clone()).await.unwrap();
+    let updated = clients
+        .update(&stored, changed.clone(), &civitas::audit::Actor::Operator)
+        .await
+        .unwrap();
     assert!(
         !updated.client.has_secret(),
         "a public client keeps no secret"
@@ -94,8 +98,18 @@ async fn clients_round_trip_through_the_store(stack: Stack) {
     assert!(!stored.verify_secret(secret.expose()));
 
     assert_eq!(clients.list().await.unwrap().len(), 1);
-    assert!(clients.delete(&id).await.unwrap());
-    assert!(!clients.delete(&id).await.unwrap());
+    assert!(
+        clients
+            .delete(&id, &civitas::audit::Actor::Operator)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !clients
+            .delete(&id, &civitas::audit::Actor::Operator)
+            .await
+            .unwrap()
+    );
     assert!(clients.get(&id).await.unwrap().is_none());
 }
 
@@ -108,6 +122,7 @@ async fn a_registration_token_can_be_rotated_only_once(stack: Stack) {
         .register(
             metadata(serde_json::json!({"grant_types": ["client_credentials"]})),
             OperatorOptions::default(),
+            &civitas::audit::Actor::Operator,
         )
         .await
         .unwrap();

@@ -1,0 +1,211 @@
+//! Reading the log: a citizen's history, export as JSON Lines, retention.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::Row as _;
+
+use super::chain::Sealed;
+use super::{Actor, Event, Kind};
+use crate::accounts::AccountId;
+use crate::clock::UnixTime;
+use crate::store::{Database, StoreError};
+
+/// One entry, as read back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    /// Position in the chain.
+    pub seq: i64,
+    /// Unix seconds.
+    pub occurred_at: i64,
+    /// The kind's name.
+    pub kind: String,
+    /// Who caused it.
+    pub actor: String,
+    /// The citizen, by internal id.
+    pub account_id: Option<String>,
+    /// The client.
+    pub client_id: Option<String>,
+    /// The facts recorded.
+    pub detail: Value,
+    /// The previous entry's hash.
+    pub prev_hash: String,
+    /// This entry's hash.
+    pub hash: String,
+}
+
+impl Entry {
+    fn from_row(r: &sqlx::any::AnyRow) -> Result<Self, StoreError> {
+        let (s, hash) = Sealed::from_row(r)?;
+        Ok(Self {
+            seq: s.seq,
+            occurred_at: s.occurred_at,
+            kind: s.kind,
+            actor: s.actor,
+            account_id: s.account_id,
+            client_id: s.client_id,
+            detail: serde_json::from_str(&s.detail)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            prev_hash: s.prev_hash,
+            hash,
+        })
+    }
+
+    /// A string fact of the detail.
+    #[must_use]
+    pub fn fact(&self, key: &str) -> Option<&str> {
+        self.detail.get(key).and_then(Value::as_str)
+    }
+}
+
+const COLUMNS: &str =
+    "seq, event_id, occurred_at, kind, actor, account_id, client_id, detail, prev_hash, hash";
+
+/// The newest `limit` entries about `account`, newest first.
+///
+/// # Errors
+/// If the database fails.
+pub async fn for_account(
+    db: &Database,
+    account: &AccountId,
+    limit: i64,
+) -> Result<Vec<Entry>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM audit_log WHERE account_id = $1 ORDER BY seq DESC LIMIT $2"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(account.as_str())
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(Entry::from_row).collect()
+}
+
+/// The newest `limit` entries about `account` before `before` (a sequence
+/// number), newest first: a page of the citizen's history.
+///
+/// # Errors
+/// If the database fails.
+pub async fn for_account_before(
+    db: &Database,
+    account: &AccountId,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<Entry>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM audit_log WHERE account_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(account.as_str())
+        .bind(before)
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(Entry::from_row).collect()
+}
+
+/// Every entry with `seq > after`, oldest first, at most `limit`: a page of
+/// an export.
+///
+/// # Errors
+/// If the database fails.
+pub async fn page(db: &Database, after: i64, limit: i64) -> Result<Vec<Entry>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(Entry::from_row).collect()
+}
+
+/// Writes every entry from `since` (Unix seconds) on as JSON Lines, oldest
+/// first, one object per line; returns how many.
+///
+/// # Errors
+/// If the database or the writer fails.
+pub async fn export_jsonl<W: std::io::Write>(
+    db: &Database,
+    since: Option<UnixTime>,
+    out: &mut W,
+) -> Result<u64, ExportError> {
+    let mut after = 0;
+    let mut n = 0;
+    loop {
+        let entries = page(db, after, 1000).await?;
+        let Some(last) = entries.last() else {
+            return Ok(n);
+        };
+        after = last.seq;
+        for e in &entries {
+            if since.is_some_and(|t| e.occurred_at < t.0) {
+                continue;
+            }
+            serde_json::to_writer(&mut *out, e).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
+            n += 1;
+        }
+    }
+}
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The output could not be written.
+    #[error("write: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Removes the entries older than `cutoff` from the start of the chain and
+/// records `audit.pruned`. The chain stays verifiable: the head keeps the
+/// sequence number and hash of the last removed entry, where verification
+/// starts. Entries are removed in chain order, so one newer than `cutoff`
+/// stops the removal even if older ones follow it (clocks of instances).
+/// Returns how many were removed.
+///
+/// # Errors
+/// If the database fails; nothing is removed then.
+pub async fn prune(db: &Database, cutoff: UnixTime, now: UnixTime) -> Result<u64, StoreError> {
+    let mut tx = db.begin().await?;
+    let head = sqlx::query("SELECT seq, pruned_seq FROM audit_head WHERE id = 1")
+        .fetch_one(&mut *tx)
+        .await?;
+    let head_seq: i64 = head.try_get("seq")?;
+    let pruned: i64 = head.try_get("pruned_seq")?;
+    let first_kept: Option<i64> =
+        sqlx::query("SELECT MIN(seq) AS s FROM audit_log WHERE occurred_at >= $1")
+            .bind(cutoff.0)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("s")?;
+    let last_removed = first_kept.map_or(head_seq, |s| s - 1);
+    if last_removed <= pruned {
+        return Ok(0);
+    }
+    let hash: String = sqlx::query("SELECT hash FROM audit_log WHERE seq = $1")
+        .bind(last_removed)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("hash")?;
+    let removed = sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
+        .bind(last_removed)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    sqlx::query("UPDATE audit_head SET pruned_seq = $1, pruned_hash = $2 WHERE id = 1")
+        .bind(last_removed)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+    let event = Event::by(Kind::AuditPruned, Actor::System)
+        .with("through_seq", last_removed)
+        .with("removed", removed)
+        .with("cutoff", cutoff.0);
+    super::record(&mut tx, &event, now).await?;
+    tx.commit().await?;
+    Ok(removed)
+}
