@@ -5,6 +5,7 @@
 
 pub mod email;
 pub mod recovery;
+pub mod roles;
 
 use std::fmt;
 

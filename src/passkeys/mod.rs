@@ -291,7 +291,6 @@ impl Passkeys {
                 let events = [
                     Event::citizen(Kind::AccountCreated, &account.id),
                     Event::citizen(Kind::PasskeyAdded, &account.id)
-                        .with("name", record.name.as_str())
                         .with("device_bound", device_bound),
                 ];
                 store::create_account_with_passkey(
@@ -306,7 +305,6 @@ impl Passkeys {
             }
             Purpose::AddTo(account_id) => {
                 let event = Event::citizen(Kind::PasskeyAdded, &account_id)
-                    .with("name", record.name.as_str())
                     .with("device_bound", device_bound);
                 store::add_passkey(&self.db, &account_id, &record, &event).await?;
                 let (_, account) = store::user_handle(&self.db, &account_id)

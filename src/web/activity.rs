@@ -146,7 +146,11 @@ fn describe(e: &Entry, service: Option<String>) -> Line {
         }
         Some(Kind::AccountErased) => "Your account was erased".to_owned(),
         Some(Kind::PasskeyAdded) => {
-            details.push(fact("name"));
+            if e.detail["device_bound"] == true {
+                details.push("device-bound passkey".to_owned());
+            } else {
+                details.push("synced passkey".to_owned());
+            }
             "A passkey was added".to_owned()
         }
         Some(Kind::PasskeyRemoved) => "A passkey was removed".to_owned(),
