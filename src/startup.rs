@@ -30,6 +30,9 @@ pub struct RunningServer {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// How long a background task may take to finish after the stop signal.
+const TASK_GRACE: Duration = Duration::from_secs(5);
+
 impl RunningServer {
     /// Reports not ready, keeps serving for `drain_delay`, then stops
     /// accepting connections, lets in-flight
@@ -67,8 +70,13 @@ impl RunningServer {
                 ))
             }
         };
-        for t in self.tasks {
-            t.abort();
+        // The background tasks end at the stop signal, after finishing what
+        // they are doing (the audit task signs a last checkpoint); one that
+        // takes longer than a few seconds is cut off.
+        for mut t in self.tasks {
+            if tokio::time::timeout(TASK_GRACE, &mut t).await.is_err() {
+                t.abort();
+            }
         }
         self.app.db.close().await;
         result

@@ -208,6 +208,18 @@ async fn a_citizen_enrolls_at_substantial_then_re_proofs_at_high(stack: Stack) {
         .unwrap()
         .unwrap();
     assert_eq!(session.acr, Level::High.uri());
+    // One entry per proofing, naming scheme, country and level only.
+    let bound: Vec<_> = crate::audit::since(db, 0)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "eid.bound")
+        .collect();
+    assert_eq!(bound.len(), 2);
+    assert_eq!(bound[0].detail["reproofed"], false);
+    assert_eq!(bound[0].fact("level"), Some("substantial"));
+    assert_eq!(bound[1].detail["reproofed"], true);
+    assert_eq!(bound[1].fact("level"), Some("high"));
+    assert_eq!(bound[1].fact("country"), Some("EE"));
 }
 
 async fn every_upstream_failure_ends_in_a_clear_page_and_no_binding(stack: Stack) {
@@ -259,6 +271,7 @@ async fn every_upstream_failure_ends_in_a_clear_page_and_no_binding(stack: Stack
     // A replayed callback finds no flow.
     let res = b.get("/eid/callback?code=abc&state=forged").await;
     assert_eq!(res.status(), 400);
+    assert_eq!(crate::audit::count(&app.app().db, "eid.bound").await, 0);
     let res = b.get("/account/eid/start?connector=nope").await;
     assert_eq!(res.status(), 404);
 }
@@ -308,6 +321,11 @@ async fn an_identity_bound_to_another_account_is_refused_and_changes_nothing(sta
         .unwrap()
         .unwrap();
     assert_eq!(session.acr, Level::Low.uri());
+    assert_eq!(
+        crate::audit::count(&app.app().db, "eid.bound").await,
+        1,
+        "the refused binding wrote no entry"
+    );
 }
 
 async fn step_up_through_eid_continues_the_sign_in(stack: Stack) {
@@ -354,6 +372,27 @@ async fn step_up_through_eid_continues_the_sign_in(stack: Stack) {
         Level::Substantial.uri(),
         "proofed at high, but a synced passkey caps at substantial"
     );
+    // The step-up: demanded once, succeeded once; then the release.
+    let outcomes: Vec<(String, Option<String>)> = crate::audit::since(&app.app().db, 0)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "stepup")
+        .map(|e| (e.fact("outcome").unwrap().to_owned(), e.client_id))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("required".to_owned(), Some(rp.client_id.clone())),
+            ("succeeded".to_owned(), None)
+        ]
+    );
+    let released = crate::audit::since(&app.app().db, 0)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "claims.released")
+        .collect::<Vec<_>>();
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].fact("acr"), Some(Level::Substantial.uri()));
 }
 
 async fn a_citizen_who_lost_every_passkey_recovers_with_the_same_eid(stack: Stack) {
@@ -427,6 +466,13 @@ async fn a_citizen_who_lost_every_passkey_recovers_with_the_same_eid(stack: Stac
     .await;
     assert_eq!(res.status(), 404);
     assert!(stranger.session_cookie().is_none());
+    let recoveries = crate::audit::since(&app.app().db, 0)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "eid.recovery")
+        .collect::<Vec<_>>();
+    assert_eq!(recoveries.len(), 1, "only the recovery that happened");
+    assert_eq!(recoveries[0].account_id.as_deref(), Some(account.as_str()));
 }
 
 on_both_stacks!(
@@ -441,6 +487,8 @@ async fn verified_claims_are_released_only_as_requested_allowed_and_consented(st
     let Some((app, _sim)) = with_simulator(stack).await else {
         return;
     };
+    // Everything logged during this flow is scanned for the identifier.
+    let logs = crate::logs::start();
     let (mut b, _key, _account) = signed_up(&app, true).await;
     through_eid(
         &mut b,
@@ -591,6 +639,37 @@ async fn verified_claims_are_released_only_as_requested_allowed_and_consented(st
     let doc = app.get_json("/.well-known/openid-configuration").await;
     assert_eq!(doc["verified_claims_supported"], true);
     assert_eq!(doc["trust_frameworks_supported"], json!(["eidas"]));
+
+    // The releases are in the audit log with their legal basis, and the
+    // national identifier is nowhere in it, nor in any log line.
+    let db = &app.app().db;
+    let released: Vec<_> = crate::audit::since(db, 0)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "claims.released")
+        .collect();
+    assert_eq!(released.len(), 3);
+    assert_eq!(
+        released[1].detail["verified_claims"],
+        json!([{"claim": "person_identifier", "legal_basis": "Taxation Act §3"}])
+    );
+    let mut export = Vec::new();
+    civitas::audit::query::export_jsonl(db, None, &mut export)
+        .await
+        .unwrap();
+    let export = String::from_utf8(export).unwrap();
+    assert!(export.contains("eid.bound") && export.contains("Taxation Act"));
+    let lines = logs.finish();
+    assert!(
+        lines.contains("/eid/callback") && lines.contains("/token"),
+        "the capture saw the flow"
+    );
+    for text in [&export, &lines] {
+        assert!(
+            !text.contains("38001085718"),
+            "a national identifier leaked"
+        );
+    }
 }
 
 /// The same citizen as a `rp::Browser` (cookie only), for `tokens_for`.

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod assurance;
+mod audit;
 mod authenticator;
 mod bad_input;
 mod binary;
@@ -15,6 +16,7 @@ mod ephemeral_contract;
 mod keys;
 mod layering;
 mod logout;
+mod logs;
 mod machine;
 mod mandates;
 mod oidc;

@@ -316,6 +316,27 @@ async fn statutory_representatives_grant_mandates_that_delegate_only_downwards(s
         m.powers_of(&jaan).await.unwrap()[0].mandate_ref,
         format!("statutory:{org}")
     );
+
+    // One entry per change: every stored mandate was granted once, every
+    // acceptance and the one revocation recorded once; refusals wrote none.
+    let (granted, accepted): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(accepted_at) FROM mandates")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    let count = |k: &'static str| crate::audit::count(db, k);
+    assert_eq!(count("mandate.granted").await as i64, granted);
+    assert_eq!(count("mandate.accepted").await as i64, accepted);
+    assert_eq!(count("mandate.revoked").await, 1);
+    assert_eq!(count("register.imported").await, 2);
+    let all = crate::audit::since(db, 0).await;
+    let revoked = all.iter().find(|e| e.kind == "mandate.revoked").unwrap();
+    assert_eq!(revoked.detail["delegated_ended"], 1);
+    let text = serde_json::to_string(&all.iter().map(|e| &e.detail).collect::<Vec<_>>()).unwrap();
+    assert!(
+        !text.contains("38001085718") && !text.contains("39912310174"),
+        "no national identifier in the audit log"
+    );
 }
 
 #[test]

@@ -676,6 +676,23 @@ async fn a_portal_calls_payments_which_calls_cases_through_token_exchange(stack:
         .await
         .unwrap();
     assert_eq!(res.json::<Value>().await.unwrap()["active"], false);
+
+    // The audit trail: one use of the mandate at sign-in, one entry per
+    // successful exchange (none for the refused ones), all naming Mari.
+    let all = crate::audit::since(&app.app().db, 0).await;
+    let used: Vec<_> = all.iter().filter(|e| e.kind == "mandate.used").collect();
+    assert_eq!(used.len(), 1);
+    assert_eq!(
+        used[0].client_id.as_deref(),
+        Some(portal.client_id.as_str())
+    );
+    let exchanged: Vec<_> = all.iter().filter(|e| e.kind == "token.exchanged").collect();
+    assert_eq!(exchanged.len(), 2, "{exchanged:?}");
+    assert_eq!(exchanged[0].actor, format!("client:{}", portal.client_id));
+    assert_eq!(exchanged[0].fact("audience"), Some(pay_id));
+    assert_eq!(exchanged[1].actor, format!("client:{pay_id}"));
+    assert_eq!(exchanged[1].fact("audience"), Some(case_id));
+    assert!(exchanged.iter().all(|e| e.account_id == used[0].account_id));
 }
 
 on_both_stacks!(a_portal_calls_payments_which_calls_cases_through_token_exchange);

@@ -1,0 +1,686 @@
+//! The audit trail: each change writes exactly one entry of its kind, in its
+//! own transaction; the chain verifies, and pinpoints an altered, removed,
+//! reordered or rewritten entry; retention and export; the citizen's
+//! activity page.
+
+use std::sync::Arc;
+
+use civitas::audit::chain::Sealed;
+use civitas::audit::{Actor, Event, Kind};
+use civitas::clock::{Clock as _, ManualClock, UnixTime};
+use civitas::store::Database;
+use serde_json::{Value, json};
+
+use crate::authenticator::SoftAuthenticator;
+use crate::browser_session::Browser;
+use crate::helpers::{Stack, TestApp, TestEnv};
+use crate::on_both_stacks;
+use crate::rp::{hidden, param, redirect_params};
+
+/// The chain's last sequence number.
+pub async fn head(db: &Database) -> i64 {
+    sqlx::query_as::<_, (i64,)>("SELECT seq FROM audit_head WHERE id = 1")
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .0
+}
+
+/// The entries after `seq`, oldest first.
+pub async fn since(db: &Database, seq: i64) -> Vec<civitas::audit::Entry> {
+    civitas::audit::query::page(db, seq, 10_000).await.unwrap()
+}
+
+/// The kinds of the entries after `seq`, oldest first.
+pub async fn kinds_since(db: &Database, seq: i64) -> Vec<String> {
+    since(db, seq).await.into_iter().map(|e| e.kind).collect()
+}
+
+/// How many entries of `kind` the log holds.
+pub async fn count(db: &Database, kind: &str) -> usize {
+    since(db, 0).await.iter().filter(|e| e.kind == kind).count()
+}
+
+/// An audit row as the forger reads it.
+type Row = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+async fn verify(app: &TestApp) -> civitas::audit::VerifyReport {
+    civitas::audit::verify(&app.app().db, &app.app().keys)
+        .await
+        .unwrap()
+}
+
+async fn exec(db: &Database, sql: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(db.pool())
+        .await
+        .unwrap();
+}
+
+async fn the_chain_verifies_and_pinpoints_an_altered_removed_or_reordered_entry(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let db = &app.app().db;
+    let now = app.app().clock.now();
+    for i in 0..6 {
+        let e = Event::by(Kind::AdminAction, Actor::Operator).with("n", i);
+        assert_eq!(
+            civitas::audit::record_alone(db, &e, now).await.unwrap(),
+            i + 1
+        );
+    }
+    let clean = verify(&app).await;
+    assert!(clean.is_intact(), "{clean:?}");
+    assert_eq!(clean.entries, 6);
+
+    // Altered: one column of entry 3.
+    exec(
+        db,
+        "UPDATE audit_log SET detail = '{\"n\":33}' WHERE seq = 3",
+    )
+    .await;
+    let r = verify(&app).await.broken.unwrap();
+    assert_eq!(r.seq, 3, "{r:?}");
+    assert!(r.reason.contains("altered"), "{r:?}");
+    exec(
+        db,
+        "UPDATE audit_log SET detail = '{\"n\":2}' WHERE seq = 3",
+    )
+    .await;
+    assert!(verify(&app).await.is_intact());
+    exec(
+        db,
+        "UPDATE audit_log SET occurred_at = occurred_at + 1 WHERE seq = 5",
+    )
+    .await;
+    assert_eq!(verify(&app).await.broken.unwrap().seq, 5);
+    exec(
+        db,
+        "UPDATE audit_log SET occurred_at = occurred_at - 1 WHERE seq = 5",
+    )
+    .await;
+
+    // Removed: entry 4, then the last one.
+    exec(db, "CREATE TABLE kept AS SELECT * FROM audit_log").await;
+    exec(db, "DELETE FROM audit_log WHERE seq = 4").await;
+    let r = verify(&app).await.broken.unwrap();
+    assert_eq!(r.seq, 4, "{r:?}");
+    assert!(r.reason.contains("missing"), "{r:?}");
+    exec(db, "INSERT INTO audit_log SELECT * FROM kept WHERE seq = 4").await;
+    assert!(verify(&app).await.is_intact());
+    exec(db, "DELETE FROM audit_log WHERE seq = 6").await;
+    let r = verify(&app).await.broken.unwrap();
+    assert_eq!(r.seq, 6, "a truncated tail is found: {r:?}");
+    exec(db, "INSERT INTO audit_log SELECT * FROM kept WHERE seq = 6").await;
+
+    // Reordered: entries 2 and 5 swap places.
+    exec(db, "UPDATE audit_log SET seq = -2 WHERE seq = 2").await;
+    exec(db, "UPDATE audit_log SET seq = 2 WHERE seq = 5").await;
+    exec(db, "UPDATE audit_log SET seq = 5 WHERE seq = -2").await;
+    let r = verify(&app).await.broken.unwrap();
+    assert_eq!(r.seq, 2, "{r:?}");
+    exec(db, "UPDATE audit_log SET seq = -2 WHERE seq = 5").await;
+    exec(db, "UPDATE audit_log SET seq = 5 WHERE seq = 2").await;
+    exec(db, "UPDATE audit_log SET seq = 2 WHERE seq = -2").await;
+    assert!(verify(&app).await.is_intact());
+
+    // Rewritten with every hash recomputed: only a signed checkpoint tells.
+    let cp = civitas::audit::checkpoint::create(db, &app.app().keys, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cp.seq, 6);
+    assert!(
+        civitas::audit::checkpoint::create(db, &app.app().keys, now)
+            .await
+            .unwrap()
+            .is_none(),
+        "one checkpoint per head"
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT seq, event_id, occurred_at, kind, actor, account_id, client_id, detail \
+             FROM audit_log WHERE seq >= 3 ORDER BY seq",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let mut prev: String =
+        sqlx::query_as::<_, (String,)>("SELECT hash FROM audit_log WHERE seq = 2")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .0;
+    for (seq, event_id, occurred_at, kind, actor, account_id, client_id, detail) in rows {
+        let detail = if seq == 3 {
+            "{\"n\":99}".to_owned()
+        } else {
+            detail
+        };
+        let forged = Sealed {
+            seq,
+            event_id,
+            occurred_at,
+            kind,
+            actor,
+            account_id,
+            client_id,
+            detail: detail.clone(),
+            prev_hash: prev.clone(),
+        };
+        let hash = forged.hash();
+        sqlx::query("UPDATE audit_log SET detail = $1, prev_hash = $2, hash = $3 WHERE seq = $4")
+            .bind(&detail)
+            .bind(&prev)
+            .bind(&hash)
+            .bind(seq)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        prev = hash;
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&prev)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let r = verify(&app).await.broken.unwrap();
+    assert_eq!(r.seq, 6, "{r:?}");
+    assert!(r.reason.contains("checkpoint"), "{r:?}");
+    // A forged checkpoint (its row changed to match) fails its signature.
+    sqlx::query("UPDATE audit_checkpoints SET hash = $1 WHERE seq = 6")
+        .bind(&prev)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let r = verify(&app).await.broken.unwrap();
+    assert!(r.reason.contains("forged"), "{r:?}");
+    exec(db, "DROP TABLE kept").await;
+}
+
+async fn a_change_and_its_entry_commit_together_and_concurrent_writers_form_one_chain(
+    stack: Stack,
+) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let db = &app.app().db;
+    let now = app.app().clock.now();
+    let before = head(db).await;
+    // A transaction that records and then rolls back leaves nothing.
+    {
+        let mut tx = db.begin().await.unwrap();
+        let e = Event::by(Kind::AdminAction, Actor::Operator).with("action", "rolled back");
+        civitas::audit::record(&mut tx, &e, now).await.unwrap();
+        tx.rollback().await.unwrap();
+    }
+    assert_eq!(head(db).await, before);
+    assert!(kinds_since(db, before).await.is_empty());
+    // Refused changes write no entry.
+    let mut key = SoftAuthenticator::new(&app.base, false);
+    let mut b = Browser::new(&app);
+    b.create_account(&mut key, "Uno", "uno@example.eu", None)
+        .await;
+    let account = app
+        .app()
+        .sessions
+        .current(b.session_cookie().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .account_id;
+    let only = app.app().passkeys.list(&account).await.unwrap()[0]
+        .credential_id
+        .clone();
+    let mark = head(db).await;
+    assert!(app.app().passkeys.remove(&account, &only).await.is_err());
+    assert!(
+        !civitas::oidc::consent::withdraw(db, &account, "no-such-client", now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !app.app()
+            .clients
+            .delete("no-such-client", &Actor::Operator)
+            .await
+            .unwrap()
+    );
+    assert_eq!(kinds_since(db, mark).await, Vec::<String>::new());
+
+    // Concurrent writers queue on the head: one chain, no gap, no fork.
+    let mark = head(db).await;
+    let writers: Vec<_> = (0..16)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let e = Event::by(Kind::AdminAction, Actor::Operator).with("n", i);
+                civitas::audit::record_alone(&db, &e, now).await.unwrap()
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for w in writers {
+        seqs.push(w.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, ((mark + 1)..=(mark + 16)).collect::<Vec<_>>());
+    assert!(verify(&app).await.is_intact());
+}
+
+async fn every_change_of_a_citizen_writes_exactly_one_entry_of_its_kind(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let db = &app.app().db;
+    let mut key = SoftAuthenticator::new(&app.base, false);
+    let mut b = Browser::new(&app);
+
+    let mark = head(db).await;
+    b.create_account(&mut key, "Ilse", "ilse@example.eu", None)
+        .await;
+    assert_eq!(
+        kinds_since(db, mark).await,
+        ["account.created", "passkey.added"]
+    );
+    let account = app
+        .app()
+        .sessions
+        .current(b.session_cookie().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .account_id;
+    assert!(
+        since(db, mark)
+            .await
+            .iter()
+            .all(|e| e.account_id.as_deref() == Some(account.as_str()) && e.actor == "citizen")
+    );
+
+    // A passkey sign-in, with its level and methods.
+    let mark = head(db).await;
+    let mut b2 = Browser::new(&app);
+    b2.page("/signin").await;
+    let (status, _) = b2.sign_in(&mut key, None).await;
+    assert_eq!(status, 200);
+    let e = &since(db, mark).await;
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].kind, "signin");
+    assert_eq!(e[0].fact("method"), Some("passkey"));
+    assert_eq!(e[0].fact("acr"), Some("low"));
+    assert_eq!(e[0].fact("amr"), Some("user mfa hwk"));
+
+    // A relying party: registered, consented to, and released claims to.
+    let mark = head(db).await;
+    let rp = app.portal(json!({"client_name": "City library"})).await;
+    let e = since(db, mark).await;
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].kind, "client.registered");
+    assert_eq!(e[0].actor, "registrant");
+    assert_eq!(e[0].client_id.as_deref(), Some(rp.client_id.as_str()));
+    let mark = head(db).await;
+    let (q, verifier) = app.auth_query(&rp, "openid profile email", "");
+    let consent = b.page(&format!("/authorize?{q}")).await;
+    b.csrf = hidden(&consent, "csrf");
+    let res = b
+        .post_form(
+            "/consent",
+            &[("auth", &hidden(&consent, "auth")), ("decision", "allow")],
+        )
+        .await;
+    let code = param(&redirect_params(&res), "code").unwrap();
+    assert_eq!(kinds_since(db, mark).await, ["consent.given"]);
+    let mark = head(db).await;
+    assert_eq!(app.exchange(&rp, &code, &verifier).await.status(), 200);
+    let e = since(db, mark).await;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].kind, "claims.released");
+    assert_eq!(e[0].client_id.as_deref(), Some(rp.client_id.as_str()));
+    assert_eq!(
+        e[0].detail["claims"],
+        json!(["name", "email", "email_verified"])
+    );
+    // A replayed code is refused and releases nothing.
+    let mark = head(db).await;
+    assert_eq!(app.exchange(&rp, &code, &verifier).await.status(), 400);
+    assert!(kinds_since(db, mark).await.is_empty());
+
+    // The citizen sees which service received which data.
+    let page = b.page("/account/activity").await;
+    assert!(page.contains("City library"), "{page}");
+    assert!(
+        page.contains("Shared: name, email, email_verified"),
+        "{page}"
+    );
+    assert!(page.contains("You created your account"));
+    let account_page = b.page("/account").await;
+    assert!(account_page.contains("/account/activity"));
+    // …and nobody else's.
+    let mut other = Browser::new(&app);
+    let mut other_key = SoftAuthenticator::new(&app.base, false);
+    other
+        .create_account(&mut other_key, "Otto", "otto@example.eu", None)
+        .await;
+    let theirs = other.page("/account/activity").await;
+    assert!(!theirs.contains("City library"), "{theirs}");
+    assert_eq!(
+        Browser::new(&app).get("/account/activity").await.status(),
+        303
+    );
+
+    // Recovery codes: generated, then one used on a new device.
+    let mark = head(db).await;
+    b.page("/account").await;
+    let html = b
+        .post_form("/account/recovery-codes", &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(kinds_since(db, mark).await, ["recovery_codes.generated"]);
+    let codes: Vec<String> = html
+        .split("<li><code>")
+        .skip(1)
+        .map(|s| s[..s.find('<').unwrap()].to_owned())
+        .collect();
+    let mark = head(db).await;
+    let mut r = Browser::new(&app);
+    r.page("/recover").await;
+    assert_eq!(
+        r.post_form("/recover", &[("recovery_code", &codes[0])])
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(kinds_since(db, mark).await, ["recovery_code.used"]);
+    let mark = head(db).await;
+    r.page("/recover").await;
+    r.post_form("/recover", &[("recovery_code", &codes[0])])
+        .await;
+    assert!(kinds_since(db, mark).await.is_empty(), "a used code");
+
+    // A second passkey, then the first removed.
+    let mark = head(db).await;
+    let mut laptop = SoftAuthenticator::new(&app.base, true);
+    let (_, begin) = r.post_json("/passkeys/register/begin", &json!({})).await;
+    let (status, _) = r
+        .post_json(
+            "/passkeys/register/finish",
+            &json!({"ceremony": begin["ceremony"], "credential": laptop.create(&begin["options"])}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let e = since(db, mark).await;
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].kind, "passkey.added");
+    assert_eq!(e[0].detail["device_bound"], false);
+    let first = app.app().passkeys.list(&account).await.unwrap()[0]
+        .credential_id
+        .clone();
+    let mark = head(db).await;
+    b.page("/account").await;
+    b.post_form("/account/passkeys/remove", &[("credential_id", &first)])
+        .await;
+    assert_eq!(kinds_since(db, mark).await, ["passkey.removed"]);
+
+    // Email verification.
+    let mark = head(db).await;
+    r.page("/account").await;
+    r.post_form("/account/email/send", &[]).await;
+    let outbox = app.env.dir.path().join("outbox");
+    let mail = std::fs::read_dir(&outbox)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(mail).unwrap();
+    let code: String = text
+        .split("Civitas is ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take(6)
+        .collect();
+    r.post_form("/account/email/verify", &[("code", &code)])
+        .await;
+    assert_eq!(kinds_since(db, mark).await, ["email.verified"]);
+
+    // Consent withdrawn.
+    let mark = head(db).await;
+    r.page("/account").await;
+    r.post_form(
+        "/account/consents/revoke",
+        &[("client_id", rp.client_id.as_str())],
+    )
+    .await;
+    assert_eq!(kinds_since(db, mark).await, ["consent.revoked"]);
+
+    // Operator and client changes name their actor.
+    let mark = head(db).await;
+    app.app()
+        .clients
+        .allow_claims(
+            &rp.client_id,
+            &["birthdate".into()],
+            "Library Act §4",
+            &Actor::Operator,
+        )
+        .await
+        .unwrap();
+    let uri = rp.registration["registration_client_uri"].as_str().unwrap();
+    let token = rp.registration["registration_access_token"]
+        .as_str()
+        .unwrap();
+    let res = app
+        .http
+        .delete(uri)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let e = since(db, mark).await;
+    let got: Vec<(&str, &str)> = e
+        .iter()
+        .map(|e| (e.kind.as_str(), e.actor.as_str()))
+        .collect();
+    let by_client = format!("client:{}", rp.client_id);
+    assert_eq!(
+        got,
+        [
+            ("client.changed", "operator"),
+            ("client.deleted", by_client.as_str())
+        ]
+    );
+    assert_eq!(e[0].detail["legal_basis"], "Library Act §4");
+    // The whole history still verifies.
+    assert!(verify(&app).await.is_intact());
+}
+
+async fn retention_removes_old_entries_from_the_start_and_the_chain_still_verifies(stack: Stack) {
+    let Some(env) = TestEnv::new(stack).await else {
+        return;
+    };
+    let clock = ManualClock::new(UnixTime(1_800_000_000));
+    let app = env.spawn_with(Arc::new(clock.clone()), "").await;
+    let db = &app.app().db;
+    for i in 0..3 {
+        let e = Event::by(Kind::AdminAction, Actor::Operator).with("n", i);
+        civitas::audit::record_alone(db, &e, clock.now())
+            .await
+            .unwrap();
+    }
+    civitas::audit::checkpoint::create(db, &app.app().keys, clock.now())
+        .await
+        .unwrap();
+    clock.advance(731 * 86_400);
+    let e = Event::by(Kind::AdminAction, Actor::Operator).with("n", 3);
+    civitas::audit::record_alone(db, &e, clock.now())
+        .await
+        .unwrap();
+    let cutoff = UnixTime(clock.now().0 - 730 * 86_400);
+    assert_eq!(
+        civitas::audit::query::prune(db, cutoff, clock.now())
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        civitas::audit::query::prune(db, cutoff, clock.now())
+            .await
+            .unwrap(),
+        0,
+        "nothing more to remove"
+    );
+    let kept = since(db, 0).await;
+    assert_eq!(
+        kept.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [4, 5],
+        "the newer entry and the record of the pruning"
+    );
+    assert_eq!(kept[1].kind, "audit.pruned");
+    assert_eq!(kept[1].detail["through_seq"], 3);
+    let report = verify(&app).await;
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.entries, 2);
+    // Removing the first kept entry is still found.
+    exec(db, "DELETE FROM audit_log WHERE seq = 4").await;
+    assert_eq!(verify(&app).await.broken.unwrap().seq, 4);
+}
+
+async fn the_log_exports_as_json_lines_and_the_server_signs_a_checkpoint_when_it_stops(
+    stack: Stack,
+) {
+    let Some(env) = TestEnv::new(stack).await else {
+        return;
+    };
+    let app = env.spawn().await;
+    let db = app.app().db.clone();
+    let keys = app.app().keys.clone();
+    let now = app.app().clock.now();
+    for i in 0..3 {
+        let e = Event::by(Kind::AdminAction, Actor::Operator)
+            .with("n", i)
+            .client("c1");
+        civitas::audit::record_alone(&db, &e, now).await.unwrap();
+    }
+    let mut out = Vec::new();
+    let n = civitas::audit::query::export_jsonl(&db, None, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    let lines: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["seq"], 1);
+    assert_eq!(lines[2]["detail"]["n"], 2);
+    assert_eq!(lines[1]["prev_hash"], lines[0]["hash"]);
+    assert_eq!(lines[0]["client_id"], "c1");
+    let mut later = Vec::new();
+    assert_eq!(
+        civitas::audit::query::export_jsonl(&db, Some(UnixTime(now.0 + 1)), &mut later)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        civitas::audit::checkpoint::list(&db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    app.stop().await;
+    // Stopping closed the pool: read with a connection of our own.
+    let db = Database::connect(
+        &env.database_url,
+        &civitas::config::DatabaseSettings::default(),
+    )
+    .await
+    .unwrap();
+    let cps = civitas::audit::checkpoint::list(&db).await.unwrap();
+    assert_eq!(cps.len(), 1, "signed at shutdown");
+    assert_eq!(cps[0].seq, 3);
+    assert_eq!(
+        civitas::audit::checkpoint::check(&keys, &cps[0]),
+        civitas::audit::checkpoint::Check::Valid
+    );
+}
+
+on_both_stacks!(
+    the_chain_verifies_and_pinpoints_an_altered_removed_or_reordered_entry,
+    a_change_and_its_entry_commit_together_and_concurrent_writers_form_one_chain,
+    every_change_of_a_citizen_writes_exactly_one_entry_of_its_kind,
+    retention_removes_old_entries_from_the_start_and_the_chain_still_verifies,
+    the_log_exports_as_json_lines_and_the_server_signs_a_checkpoint_when_it_stops,
+);
+
+/// `civitas audit verify` at the command line: exit 0 on a clean chain,
+/// exit 1 naming the first broken entry; `civitas keys rotate` is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_commands_verify_export_and_record_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("civitas.db").display());
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_civitas"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .env("CIVITAS_DATABASE_URL", &url)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["keys", "rotate", "--delay", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
+    let out = run(&["audit", "checkpoint"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["audit", "export"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["kind"], "key.rotated");
+    assert_eq!(first["actor"], "operator");
+    assert_eq!(first["detail"]["kids"].as_array().unwrap().len(), 4);
+
+    let db = Database::connect(&url, &civitas::config::DatabaseSettings::default())
+        .await
+        .unwrap();
+    exec(
+        &db,
+        "UPDATE audit_log SET kind = 'client.deleted' WHERE seq = 1",
+    )
+    .await;
+    let out = run(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken at entry 1"), "{err}");
+}
