@@ -21,6 +21,7 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod query;
+pub mod stats;
 
 use serde_json::{Map, Value};
 use sqlx::Row as _;

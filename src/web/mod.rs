@@ -10,7 +10,9 @@ mod account;
 mod activity;
 mod admin;
 mod authorize;
+mod charts;
 mod csrf;
+mod dashboard;
 mod eid;
 mod error;
 mod extract;
@@ -141,6 +143,7 @@ pub fn router(app: State) -> Router {
         .merge(eid::routes())
         .merge(organizations::routes())
         .merge(admin::routes())
+        .merge(dashboard::routes())
         .merge(registration::routes())
         .merge(authorize::routes())
         .merge(token::routes())

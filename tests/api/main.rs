@@ -10,6 +10,7 @@ mod bad_input;
 mod binary;
 mod browser_e2e;
 mod browser_session;
+mod dashboard;
 mod discovery;
 mod eid;
 mod ephemeral_contract;
