@@ -366,10 +366,17 @@ pub async fn adopt_legacy(db: &Database) -> Result<u64, StoreError> {
         return Ok(0);
     }
     let mut tx = db.begin().await?;
-    sqlx::query("DELETE FROM audit_events")
-        .execute(&mut *tx)
-        .await?;
+    let mut events = Vec::new();
     for r in &rows {
+        // Instances starting together: each old entry moves once, by
+        // whichever deletes it.
+        let taken = sqlx::query("DELETE FROM audit_events WHERE event_id = $1")
+            .bind(r.try_get::<String, _>("event_id")?)
+            .execute(&mut *tx)
+            .await?;
+        if taken.rows_affected() != 1 {
+            continue;
+        }
         let account: Option<String> = r.try_get("account_id")?;
         let kind: String = r.try_get("kind")?;
         let detail: String = r.try_get("detail")?;
@@ -384,8 +391,11 @@ pub async fn adopt_legacy(db: &Database) -> Result<u64, StoreError> {
         .with("legacy_kind", kind)
         .with("text", detail);
         event.account = account.map(AccountId::new);
-        record(&mut tx, &event, UnixTime(r.try_get("created_at")?)).await?;
+        events.push((event, UnixTime(r.try_get("created_at")?)));
+    }
+    for (event, at) in &events {
+        record(&mut tx, event, *at).await?;
     }
     tx.commit().await?;
-    Ok(rows.len() as u64)
+    Ok(events.len() as u64)
 }

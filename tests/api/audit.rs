@@ -620,7 +620,44 @@ async fn the_log_exports_as_json_lines_and_the_server_signs_a_checkpoint_when_it
     );
 }
 
+async fn entries_of_the_unchained_log_of_earlier_versions_join_the_chain_once(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let db = &app.app().db;
+    for (id, account, kind, at) in [
+        ("e1", Some("acc1"), "passkey.added", 100),
+        ("e2", None, "register.imported", 200),
+    ] {
+        sqlx::query("INSERT INTO audit_events (event_id, account_id, kind, detail, created_at) VALUES ($1, $2, $3, 'old text', $4)")
+            .bind(id)
+            .bind(account)
+            .bind(kind)
+            .bind(at)
+            .execute(db.pool())
+            .await
+            .unwrap();
+    }
+    let (a, b) = tokio::join!(
+        civitas::audit::adopt_legacy(db),
+        civitas::audit::adopt_legacy(db)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 2, "each moved once");
+    let e = since(db, 0).await;
+    assert_eq!(e.len(), 2);
+    assert_eq!(
+        (e[0].kind.as_str(), e[0].actor.as_str()),
+        ("passkey.added", "citizen")
+    );
+    assert_eq!(e[0].account_id.as_deref(), Some("acc1"));
+    assert_eq!(e[0].occurred_at, 100);
+    assert_eq!(e[1].fact("text"), Some("old text"));
+    assert_eq!(civitas::audit::adopt_legacy(db).await.unwrap(), 0);
+    assert!(verify(&app).await.is_intact());
+}
+
 on_both_stacks!(
+    entries_of_the_unchained_log_of_earlier_versions_join_the_chain_once,
     the_chain_verifies_and_pinpoints_an_altered_removed_or_reordered_entry,
     a_change_and_its_entry_commit_together_and_concurrent_writers_form_one_chain,
     every_change_of_a_citizen_writes_exactly_one_entry_of_its_kind,
@@ -683,4 +720,27 @@ async fn the_audit_commands_verify_export_and_record_key_rotation() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("broken at entry 1"), "{err}");
+}
+
+/// Every kind has one name, parses back, and is documented for operators.
+#[test]
+fn every_kind_has_one_name_and_is_documented() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md"),
+    )
+    .unwrap();
+    let mut names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+    for k in Kind::ALL {
+        assert_eq!(Kind::parse(k.as_str()), Some(k));
+        // Documented as `kind` or, in a family, as `.suffix`.
+        let suffix = &k.as_str()[k.as_str().find('.').unwrap_or(0)..];
+        assert!(
+            doc.contains(&format!("`{}`", k.as_str())) || doc.contains(&format!("`{suffix}`")),
+            "{} is not in docs/operations.md",
+            k.as_str()
+        );
+    }
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), Kind::ALL.len());
 }
