@@ -49,10 +49,10 @@ enum Command {
     /// Run the development eID simulator (a test OpenID provider; never for production).
     EidSimulator {
         /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:9090")]
+        #[arg(long, default_value = "127.0.0.1:9091")]
         listen: String,
         /// Its issuer URL.
-        #[arg(long, default_value = "http://localhost:9090")]
+        #[arg(long, default_value = "http://localhost:9091")]
         issuer: String,
         /// Fixture file of test identities.
         #[arg(long, default_value = "tests/fixtures/eid-identities.json")]
