@@ -26,6 +26,7 @@ pub mod config;
 pub mod eid;
 pub mod ephemeral;
 pub mod keys;
+pub mod logging;
 pub mod mail;
 pub mod mandates;
 pub mod oidc;
