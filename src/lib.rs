@@ -29,6 +29,7 @@ pub mod keys;
 pub mod logging;
 pub mod mail;
 pub mod mandates;
+pub mod metrics;
 pub mod oidc;
 pub mod passkeys;
 pub mod secrets;
