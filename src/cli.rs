@@ -284,6 +284,7 @@ async fn serve(settings: Settings, clock: SharedClock) -> CliResult {
     tracing::info!(
         issuer,
         listen = %server.addr,
+        metrics = %server.metrics_addr.map_or_else(String::new, |a| a.to_string()),
         database = %redact_url(&server.app.settings.database_url),
         cache = server.app.cache.kind(),
         ms = started.elapsed().as_millis(),
@@ -291,6 +292,9 @@ async fn serve(settings: Settings, clock: SharedClock) -> CliResult {
     );
     println!("Civitas is serving {issuer} (listening on {})", server.addr);
     println!("  discovery: {issuer}/.well-known/openid-configuration");
+    if let Some(metrics) = server.metrics_addr {
+        println!("  metrics (not public): http://{metrics}/metrics");
+    }
     if registration {
         println!(
             "  register a client: POST {issuer}/register with `Authorization: Bearer $CIVITAS_REGISTRATION_TOKEN`"

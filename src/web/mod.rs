@@ -4,7 +4,9 @@
 //! domain, and turn its outcome into a response. Errors become responses in
 //! one place per format ([`error`]). Layers, outermost first: request id
 //! (generated, then echoed on the response), tracing, the internal-error
-//! logger, panic catching, security headers, body limit.
+//! logger, metrics ([`metrics`]), panic catching, security headers, body
+//! limit. `/metrics` is served by [`metrics::router`] on a listener of its
+//! own, never by [`router`].
 
 mod account;
 mod admin;
@@ -15,6 +17,7 @@ mod error;
 mod extract;
 mod logout;
 mod meta;
+pub mod metrics;
 mod organizations;
 mod pages;
 mod passkeys;
@@ -139,6 +142,7 @@ pub fn router(app: State) -> Router {
                 .on_response(RecordStatus),
         )
         .layer(axum::middleware::from_fn(error::log_internal_errors))
+        .layer(metrics::RecordLayer::new(app.clone()))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
