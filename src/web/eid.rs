@@ -15,6 +15,7 @@ use super::{PageError, State as AppState, csrf, session};
 use crate::assurance::Level;
 use crate::eid::connector::{FlowError, FlowPurpose};
 use crate::eid::{self, EidError};
+use crate::metrics::{EidFailure, SignInMethod};
 use crate::oidc::OAuthError;
 use crate::sessions::amr;
 
@@ -32,6 +33,16 @@ async fn jwks(State(app): State<AppState>) -> Response {
         axum::Json(app.eid.jwks().clone()),
     )
         .into_response()
+}
+
+/// The page for a failed flow; the failure is counted.
+fn flow_failed(app: &AppState) -> impl FnOnce(FlowError) -> PageError + '_ {
+    move |e| {
+        if let Some(reason) = EidFailure::of(&e) {
+            app.metrics.eid_failed(reason);
+        }
+        flow_page(e)
+    }
 }
 
 fn flow_page(e: FlowError) -> PageError {
@@ -83,7 +94,7 @@ async fn start_enrollment(
             &browser,
         )
         .await
-        .map_err(flow_page)?;
+        .map_err(flow_failed(&app))?;
     Ok(with_cookie(Redirect::to(&url).into_response(), cookie))
 }
 
@@ -98,7 +109,7 @@ async fn start_recovery(
         .eid
         .begin(&q.connector, FlowPurpose::Recover, None, &browser)
         .await
-        .map_err(flow_page)?;
+        .map_err(flow_failed(&app))?;
     Ok(with_cookie(Redirect::to(&url).into_response(), cookie))
 }
 
@@ -108,7 +119,11 @@ async fn callback(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let (browser, _) = csrf::token(&app.settings, &headers);
-    let (purpose, resume, identity) = app.eid.finish(&params, &browser).await.map_err(flow_page)?;
+    let (purpose, resume, identity) = app
+        .eid
+        .finish(&params, &browser)
+        .await
+        .map_err(flow_failed(&app))?;
     let now = app.clock.now();
     match purpose {
         FlowPurpose::Enroll(account) => {
@@ -116,6 +131,7 @@ async fn callback(
             let cookie = session::read(&app.settings, &headers);
             let current = super::authorize::current_session(&app, &headers).await?;
             let Some(current) = current.filter(|s| s.account_id == account && !s.restricted) else {
+                app.metrics.eid_failed(EidFailure::SignedOut);
                 return Err(PageError::bad_request(
                     "Sign in again",
                     "You were signed out while using your eID. Nothing was changed.",
@@ -124,6 +140,7 @@ async fn callback(
             match eid::bind(&app.db, &app.eid_keys, &account, &identity, now).await {
                 Ok(()) => {}
                 Err(EidError::BoundElsewhere) => {
+                    app.metrics.eid_failed(EidFailure::IdentityConflict);
                     return Err(PageError::Client {
                         status: StatusCode::CONFLICT,
                         title: "This eID belongs to another account",
@@ -133,6 +150,7 @@ async fn callback(
                     });
                 }
                 Err(EidError::AccountBoundToOther) => {
+                    app.metrics.eid_failed(EidFailure::IdentityConflict);
                     return Err(PageError::Client {
                         status: StatusCode::CONFLICT,
                         title: "Another identity is bound to this account",
@@ -161,6 +179,7 @@ async fn callback(
                 .await
                 .map_err(OAuthError::from)?
             else {
+                app.metrics.eid_failed(EidFailure::NoAccount);
                 return Err(PageError::Client {
                     status: StatusCode::NOT_FOUND,
                     title: "No account for this eID",
@@ -182,6 +201,7 @@ async fn callback(
                 .establish_recovery(account, previous.as_deref())
                 .await
                 .map_err(OAuthError::from)?;
+            app.metrics.signed_in(SignInMethod::EidRecovery, None);
             let mut res = Redirect::to("/account").into_response();
             res.headers_mut().insert(
                 header::SET_COOKIE,
