@@ -17,6 +17,7 @@ mod layering;
 mod logout;
 mod machine;
 mod mandates;
+mod metrics;
 mod oidc;
 mod passkeys;
 mod registration;
