@@ -83,6 +83,8 @@ pub struct Civitas {
     pub eid: crate::eid::connector::Connectors,
     /// Organizations and representation mandates.
     pub mandates: crate::mandates::Mandates,
+    /// This instance's operational metrics.
+    pub metrics: crate::metrics::Metrics,
     discovery: Bytes,
     /// Set once a graceful shutdown has begun: `/readyz` then answers 503.
     draining: std::sync::atomic::AtomicBool,
@@ -162,6 +164,7 @@ impl Civitas {
         )
         .map_err(StartError::Eid)?;
         Ok(Self {
+            metrics: crate::metrics::Metrics::new(),
             mandates,
             passkeys,
             mailer,

@@ -53,10 +53,10 @@ enum Command {
     /// Run the development eID simulator (a test OpenID provider; never for production).
     EidSimulator {
         /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:9090")]
+        #[arg(long, default_value = "127.0.0.1:9091")]
         listen: String,
         /// Its issuer URL.
-        #[arg(long, default_value = "http://localhost:9090")]
+        #[arg(long, default_value = "http://localhost:9091")]
         issuer: String,
         /// Fixture file of test identities.
         #[arg(long, default_value = "tests/fixtures/eid-identities.json")]
@@ -197,7 +197,6 @@ enum ClientsCommand {
 #[must_use]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
     let (file, required) = match &cli.config {
         Some(f) => (f.clone(), true),
         None => (PathBuf::from("civitas.toml"), false),
@@ -209,6 +208,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    crate::logging::init(settings.log.format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -226,16 +226,6 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
 }
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
@@ -325,6 +315,7 @@ async fn serve(settings: Settings, clock: SharedClock) -> CliResult {
     tracing::info!(
         issuer,
         listen = %server.addr,
+        metrics = %server.metrics_addr.map_or_else(String::new, |a| a.to_string()),
         database = %redact_url(&server.app.settings.database_url),
         cache = server.app.cache.kind(),
         ms = started.elapsed().as_millis(),
@@ -332,6 +323,9 @@ async fn serve(settings: Settings, clock: SharedClock) -> CliResult {
     );
     println!("Civitas is serving {issuer} (listening on {})", server.addr);
     println!("  discovery: {issuer}/.well-known/openid-configuration");
+    if let Some(metrics) = server.metrics_addr {
+        println!("  metrics (not public): http://{metrics}/metrics");
+    }
     if registration {
         println!(
             "  register a client: POST {issuer}/register with `Authorization: Bearer $CIVITAS_REGISTRATION_TOKEN`"

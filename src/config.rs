@@ -79,6 +79,10 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// The audit trail: retention and signed checkpoints.
     pub audit: AuditSettings,
+    /// The Prometheus metrics listener.
+    pub metrics: MetricsSettings,
+    /// Log output.
+    pub log: LogSettings,
     /// After a stop signal, how long the instance keeps serving while
     /// `/readyz` already answers 503 `draining`, so that a load balancer
     /// polling it stops sending new requests before the listener closes
@@ -110,6 +114,45 @@ impl Default for AuditSettings {
             checkpoint_interval: Duration::from_secs(3_600),
         }
     }
+}
+
+/// The Prometheus metrics listener: a listener of its own, never the
+/// public one, so that the figures are not served to the internet.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Address of the metrics listener, `host:port` (`CIVITAS_METRICS_LISTEN`).
+    /// Default `127.0.0.1:9090`.
+    #[serde(deserialize_with = "string_like")]
+    pub listen: String,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9090".into(),
+        }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` (the default) or `json`, one object per line
+    /// (`CIVITAS_LOG__FORMAT`). The level stays `RUST_LOG`.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// Abuse limits per client address, and which peers are trusted proxies.
@@ -403,6 +446,8 @@ struct Defaults {
     eid: EidSettings,
     limits: LimitSettings,
     audit: AuditSettings,
+    metrics: MetricsSettings,
+    log: LogSettings,
     #[serde(with = "duration")]
     drain_delay: Duration,
 }
@@ -423,11 +468,34 @@ const DEFAULTS: fn() -> Defaults = || Defaults {
     eid: EidSettings::default(),
     limits: LimitSettings::default(),
     audit: AuditSettings::default(),
+    metrics: MetricsSettings::default(),
+    log: LogSettings::default(),
     drain_delay: Duration::ZERO,
 };
 
 /// Environment variables that select the file rather than set a value.
 const NOT_SETTINGS: &[&str] = &["CONFIG"];
+
+/// Environment variables (after `CIVITAS_`) named otherwise than the `__`
+/// rule gives, and the key each sets. The `__` form works too.
+const ENV_ALIASES: &[(&str, &str)] = &[("METRICS_LISTEN", "metrics.listen")];
+
+/// The environment layer: `CIVITAS_*`, `__` for nesting, plus the aliases.
+fn env_layer() -> Env {
+    Env::prefixed("CIVITAS_")
+        .filter(|k| {
+            !NOT_SETTINGS
+                .iter()
+                .any(|n| k.as_str().eq_ignore_ascii_case(n))
+        })
+        .map(|k| {
+            ENV_ALIASES
+                .iter()
+                .find(|(alias, _)| k.as_str().eq_ignore_ascii_case(alias))
+                .map_or_else(|| k.as_str().into(), |(_, key)| (*key).into())
+        })
+        .split("__")
+}
 
 impl Settings {
     /// Loads defaults, then `file` if it exists (it must exist if `required`),
@@ -442,17 +510,10 @@ impl Settings {
                 file.display()
             )));
         }
-        let env = Env::prefixed("CIVITAS_")
-            .filter(|k| {
-                !NOT_SETTINGS
-                    .iter()
-                    .any(|n| k.as_str().eq_ignore_ascii_case(n))
-            })
-            .split("__");
         Self::from_figment(
             Figment::from(Serialized::defaults(DEFAULTS()))
                 .merge(Toml::file(file))
-                .merge(env),
+                .merge(env_layer()),
         )
     }
 
@@ -509,7 +570,14 @@ impl Settings {
                 "must be https unless the host is loopback",
             ));
         }
-        self.listen_addr()?;
+        let public = self.listen_addr()?;
+        let metrics = self.metrics_addr()?;
+        if public == metrics && public.port() != 0 {
+            return Err(invalid(
+                "metrics.listen",
+                "must differ from `listen`: metrics are never served on the public listener",
+            ));
+        }
         if self.audit.retention < Duration::from_secs(86_400) {
             return Err(invalid("audit.retention", "must be at least one day"));
         }
@@ -599,6 +667,20 @@ impl Settings {
             .ok()
             .and_then(|mut a| a.next())
             .ok_or_else(|| invalid("listen", "must be host:port"))
+    }
+
+    /// The metrics listener's address.
+    ///
+    /// # Errors
+    /// If `metrics.listen` is not `host:port`.
+    pub fn metrics_addr(&self) -> Result<SocketAddr, ConfigError> {
+        use std::net::ToSocketAddrs as _;
+        self.metrics
+            .listen
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| invalid("metrics.listen", "must be host:port"))
     }
 
     /// Is the issuer served over https (cookies get `Secure`)?
@@ -754,6 +836,12 @@ mod tests {
                 "[audit]\ncheckpoint_interval = \"10s\"",
                 "audit.checkpoint_interval",
             ),
+            ("[metrics]\nlisten = \"nowhere\"", "metrics.listen"),
+            (
+                "listen = \"127.0.0.1:9100\"\n[metrics]\nlisten = \"127.0.0.1:9100\"",
+                "metrics.listen",
+            ),
+            ("[log]\nformat = \"xml\"", "xml"),
             (
                 "[limits]\ntrusted_proxies = [\"10.0.0.0/33\"]",
                 "trusted_proxies",
@@ -784,6 +872,49 @@ mod tests {
                 .limits
                 .is_trusted_proxy("127.0.0.1".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn metrics_listen_and_log_format_have_defaults_and_take_values() {
+        let s = Settings::from_toml("").unwrap();
+        assert_eq!(s.metrics.listen, "127.0.0.1:9090");
+        assert_eq!(s.log.format, LogFormat::Text);
+        let s =
+            Settings::from_toml("[metrics]\nlisten = \"0.0.0.0:9102\"\n[log]\nformat = \"json\"")
+                .unwrap();
+        assert_eq!(s.metrics_addr().unwrap().port(), 9102);
+        assert_eq!(s.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closures return its Error
+    fn the_environment_names_the_metrics_listener_and_the_log_format() {
+        // Only this test's variables: the caller's environment may hold
+        // other CIVITAS_* variables (CIVITAS_TEST_POSTGRES).
+        let load =
+            || {
+                Settings::from_figment(Figment::from(Serialized::defaults(DEFAULTS())).merge(
+                    env_layer().filter(|k| k.starts_with("metrics") || k.starts_with("log")),
+                ))
+            };
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CIVITAS_METRICS_LISTEN", "127.0.0.1:9109");
+            jail.set_env("CIVITAS_LOG__FORMAT", "json");
+            let s = load().unwrap();
+            assert_eq!(s.metrics.listen, "127.0.0.1:9109");
+            assert_eq!(s.log.format, LogFormat::Json);
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            // The nested form names the same setting.
+            jail.set_env("CIVITAS_METRICS__LISTEN", "127.0.0.1:9110");
+            assert_eq!(load().unwrap().metrics.listen, "127.0.0.1:9110");
+            // Anything else is still an unknown setting.
+            jail.set_env("CIVITAS_METRICS_LISTENER", "127.0.0.1:9111");
+            let err = load().unwrap_err();
+            assert!(err.to_string().contains("metrics_listener"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

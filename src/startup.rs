@@ -23,10 +23,13 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub struct RunningServer {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The address of its metrics listener, if it has one.
+    pub metrics_addr: Option<SocketAddr>,
     /// Its services.
     pub app: Arc<Civitas>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    metrics_server: Option<JoinHandle<std::io::Result<()>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -37,8 +40,9 @@ impl RunningServer {
     /// Reports not ready, keeps serving for `drain_delay`, then stops
     /// accepting connections, lets in-flight
     /// requests finish (for at most [`SHUTDOWN_GRACE`]), stops the background
-    /// tasks and closes the database pool. Idle keep-alive connections are
-    /// closed at once; a busy one after its current response.
+    /// tasks and the metrics listener, adds the last responses to
+    /// `endpoint_stats` and closes the database pool. Idle keep-alive
+    /// connections are closed at once; a busy one after its current response.
     ///
     /// # Errors
     /// If the server task failed, or in-flight requests were still running
@@ -78,6 +82,17 @@ impl RunningServer {
                 t.abort();
             }
         }
+        if let Some(metrics) = self.metrics_server {
+            // It stopped accepting with the public listener; a scrape in
+            // progress is small.
+            if tokio::time::timeout(Duration::from_secs(5), metrics)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the metrics listener did not stop within 5 s");
+            }
+        }
+        flush_endpoint_stats(&self.app).await;
         self.app.db.close().await;
         result
     }
@@ -93,23 +108,27 @@ impl RunningServer {
     }
 }
 
-/// Binds `settings.listen` and serves.
-///
-/// # Errors
-/// If the address cannot be bound or the services cannot start.
-pub async fn start(settings: Settings, clock: SharedClock) -> Result<RunningServer, StartError> {
-    let addr = settings.listen_addr()?;
-    let listener = TcpListener::bind(addr)
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Listen {
             addr: addr.to_string(),
             source,
-        })?;
-    start_on(listener, settings, clock).await
+        })
+}
+
+/// Binds `settings.listen` and `settings.metrics.listen`, and serves.
+///
+/// # Errors
+/// If an address cannot be bound or the services cannot start.
+pub async fn start(settings: Settings, clock: SharedClock) -> Result<RunningServer, StartError> {
+    let listener = bind(settings.listen_addr()?).await?;
+    let metrics = bind(settings.metrics_addr()?).await?;
+    start_with_metrics(listener, Some(metrics), settings, clock).await
 }
 
 /// Serves on an already bound listener (tests bind port 0 first, so that the
-/// issuer URL can name the port).
+/// issuer URL can name the port), without a metrics listener.
 ///
 /// # Errors
 /// If the services cannot start.
@@ -118,10 +137,31 @@ pub async fn start_on(
     settings: Settings,
     clock: SharedClock,
 ) -> Result<RunningServer, StartError> {
-    let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: settings.listen.clone(),
-        source,
-    })?;
+    start_with_metrics(listener, None, settings, clock).await
+}
+
+/// Serves on an already bound listener, and `/metrics` on `metrics` if
+/// given (`settings.metrics.listen` is then not used).
+///
+/// # Errors
+/// If the services cannot start.
+pub async fn start_with_metrics(
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    settings: Settings,
+    clock: SharedClock,
+) -> Result<RunningServer, StartError> {
+    let local = |l: &TcpListener, name: &str| {
+        l.local_addr().map_err(|source| StartError::Listen {
+            addr: name.to_owned(),
+            source,
+        })
+    };
+    let addr = local(&listener, &settings.listen)?;
+    let metrics_addr = match &metrics {
+        Some(l) => Some(local(l, &settings.metrics.listen)?),
+        None => None,
+    };
     let app = Arc::new(Civitas::build(settings, clock).await?);
     let (stop, stopped) = watch::channel(false);
     let router = crate::web::router(app.clone());
@@ -136,16 +176,30 @@ pub async fn start_on(
         })
         .await
     });
+    let metrics_server = metrics.map(|listener| {
+        let router = crate::web::metrics::router(app.clone());
+        let mut signal = stopped.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = signal.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    });
     let tasks = vec![
         tokio::spawn(reload_keys(app.clone(), stopped.clone())),
         tokio::spawn(deliver_logouts(app.clone(), stopped.clone())),
-        tokio::spawn(audit_upkeep(app.clone(), stopped)),
+        tokio::spawn(audit_upkeep(app.clone(), stopped.clone())),
+        tokio::spawn(record_endpoint_stats(app.clone(), stopped)),
     ];
     Ok(RunningServer {
         addr,
+        metrics_addr,
         app,
         stop,
         server,
+        metrics_server,
         tasks,
     })
 }
@@ -226,5 +280,27 @@ async fn deliver_logouts(app: Arc<Civitas>, mut stopped: watch::Receiver<bool>) 
         if let Err(e) = app.oidc.deliver_logouts(&http).await {
             tracing::warn!(error = %e, "back-channel logout queue could not be processed");
         }
+    }
+}
+
+/// Adds this instance's responses to `endpoint_stats` every
+/// [`crate::metrics::FLUSH_INTERVAL`]; shutdown adds the rest.
+async fn record_endpoint_stats(app: Arc<Civitas>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(crate::metrics::FLUSH_INTERVAL) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        flush_endpoint_stats(&app).await;
+    }
+}
+
+async fn flush_endpoint_stats(app: &Civitas) {
+    if let Err(e) = app
+        .metrics
+        .flush_endpoint_stats(&app.db, app.clock.now())
+        .await
+    {
+        tracing::warn!(error = %e, "response counts could not be written to endpoint_stats; retrying at the next flush");
     }
 }

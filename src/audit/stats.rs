@@ -293,8 +293,8 @@ pub async fn claims_released(
 }
 
 /// Responses per endpoint in the window, from the counts every instance
-/// adds to `endpoint_stats`: `(endpoint, all, 4xx, 5xx)`, busiest first.
-/// The operator's figure.
+/// adds to `endpoint_stats` (`metrics::endpoint_stats`): `(endpoint, all,
+/// 4xx, 5xx)`, busiest first. The operator's figure.
 ///
 /// # Errors
 /// If the database fails.
@@ -302,18 +302,12 @@ pub async fn endpoint_errors(
     db: &Database,
     window: Window,
 ) -> Result<Vec<(String, u64, u64, u64)>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT endpoint, status_class, CAST(SUM(count) AS BIGINT) AS n FROM endpoint_stats \
-         WHERE day >= $1 GROUP BY endpoint, status_class",
-    )
-    .bind(window.first_day)
-    .fetch_all(db.pool())
-    .await?;
+    let rows =
+        crate::metrics::endpoint_stats(db, window.first_day, window.first_day + window.days - 1)
+            .await?;
     let mut by: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
-    for r in &rows {
-        let endpoint: String = r.try_get("endpoint")?;
-        let class: String = r.try_get("status_class")?;
-        let n = count(r)?;
+    for (_, endpoint, class, n) in rows {
+        let n = u64::try_from(n).unwrap_or(0);
         let e = by.entry(endpoint).or_default();
         e.0 += n;
         match class.as_str() {

@@ -449,6 +449,8 @@ async fn recover(
         .establish_recovery(account, previous.as_deref())
         .await
         .map_err(err)?;
+    app.metrics
+        .signed_in(crate::metrics::SignInMethod::RecoveryCode, None);
     let mut res = Redirect::to("/account").into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,

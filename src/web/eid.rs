@@ -16,6 +16,7 @@ use crate::assurance::Level;
 use crate::audit::{self, Event, Kind};
 use crate::eid::connector::{FlowError, FlowPurpose};
 use crate::eid::{self, EidError};
+use crate::metrics::{EidFailure, SignInMethod};
 use crate::oidc::OAuthError;
 use crate::sessions::amr;
 
@@ -33,6 +34,16 @@ async fn jwks(State(app): State<AppState>) -> Response {
         axum::Json(app.eid.jwks().clone()),
     )
         .into_response()
+}
+
+/// The page for a failed flow; the failure is counted.
+fn flow_failed(app: &AppState) -> impl FnOnce(FlowError) -> PageError + '_ {
+    move |e| {
+        if let Some(reason) = EidFailure::of(&e) {
+            app.metrics.eid_failed(reason);
+        }
+        flow_page(e)
+    }
 }
 
 fn flow_page(e: FlowError) -> PageError {
@@ -84,7 +95,7 @@ async fn start_enrollment(
             &browser,
         )
         .await
-        .map_err(flow_page)?;
+        .map_err(flow_failed(&app))?;
     Ok(with_cookie(Redirect::to(&url).into_response(), cookie))
 }
 
@@ -99,7 +110,7 @@ async fn start_recovery(
         .eid
         .begin(&q.connector, FlowPurpose::Recover, None, &browser)
         .await
-        .map_err(flow_page)?;
+        .map_err(flow_failed(&app))?;
     Ok(with_cookie(Redirect::to(&url).into_response(), cookie))
 }
 
@@ -109,7 +120,11 @@ async fn callback(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let (browser, _) = csrf::token(&app.settings, &headers);
-    let (purpose, resume, identity) = app.eid.finish(&params, &browser).await.map_err(flow_page)?;
+    let (purpose, resume, identity) = app
+        .eid
+        .finish(&params, &browser)
+        .await
+        .map_err(flow_failed(&app))?;
     let now = app.clock.now();
     match purpose {
         FlowPurpose::Enroll(account) => {
@@ -117,6 +132,7 @@ async fn callback(
             let cookie = session::read(&app.settings, &headers);
             let current = super::authorize::current_session(&app, &headers).await?;
             let Some(current) = current.filter(|s| s.account_id == account && !s.restricted) else {
+                app.metrics.eid_failed(EidFailure::SignedOut);
                 return Err(PageError::bad_request(
                     "Sign in again",
                     "You were signed out while using your eID. Nothing was changed.",
@@ -141,6 +157,7 @@ async fn callback(
             match bound {
                 Ok(()) => {}
                 Err(EidError::BoundElsewhere) => {
+                    app.metrics.eid_failed(EidFailure::IdentityConflict);
                     return Err(PageError::Client {
                         status: StatusCode::CONFLICT,
                         title: "This eID belongs to another account",
@@ -150,6 +167,7 @@ async fn callback(
                     });
                 }
                 Err(EidError::AccountBoundToOther) => {
+                    app.metrics.eid_failed(EidFailure::IdentityConflict);
                     return Err(PageError::Client {
                         status: StatusCode::CONFLICT,
                         title: "Another identity is bound to this account",
@@ -178,6 +196,7 @@ async fn callback(
                 .await
                 .map_err(OAuthError::from)?
             else {
+                app.metrics.eid_failed(EidFailure::NoAccount);
                 return Err(PageError::Client {
                     status: StatusCode::NOT_FOUND,
                     title: "No account for this eID",
@@ -196,6 +215,7 @@ async fn callback(
                 .establish_recovery(account, previous.as_deref())
                 .await
                 .map_err(OAuthError::from)?;
+            app.metrics.signed_in(SignInMethod::EidRecovery, None);
             let mut res = Redirect::to("/account").into_response();
             res.headers_mut().insert(
                 header::SET_COOKIE,

@@ -9,6 +9,10 @@
 //! failed and which request id to quote; the cause travels in a response
 //! extension to [`log_internal_errors`], which logs it with the request id
 //! and never lets it reach the caller.
+//!
+//! An answer caused by the database or the cache also carries that in an
+//! extension ([`super::metrics::DependencyFailure`]), which the metrics
+//! layer counts.
 
 use askama::Template;
 use axum::extract::Request;
@@ -16,6 +20,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
+
+use super::metrics::DependencyFailure;
+use crate::metrics::{DependencyError, FailureKind};
 
 /// The cause of an internal error, carried to the logging middleware.
 #[derive(Debug, Clone)]
@@ -130,16 +137,27 @@ impl IntoResponse for ApiError {
                 );
                 res.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                mark_dependency(&mut res, &cause, FailureKind::Unavailable);
                 res
             }
-            Self::Internal(cause) => {
-                let mut res = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-                res.extensions_mut()
-                    .insert(InternalCause { cause, html: false });
-                res
-            }
+            Self::Internal(cause) => internal_response(cause, false),
         }
     }
+}
+
+/// Marks `res` with the dependency `cause` names, if any, for the metrics.
+fn mark_dependency(res: &mut Response, cause: &str, kind: FailureKind) {
+    if let Some(e) = DependencyError::classify(cause, kind) {
+        res.extensions_mut().insert(DependencyFailure(e));
+    }
+}
+
+/// A 500 whose cause rides to [`log_internal_errors`].
+fn internal_response(cause: String, html: bool) -> Response {
+    let mut res = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    mark_dependency(&mut res, &cause, FailureKind::Other);
+    res.extensions_mut().insert(InternalCause { cause, html });
+    res
 }
 
 /// What the caller of a 503 is told: which dependency is missing (the cache
@@ -214,6 +232,9 @@ pub enum PageError {
         /// What happened and what to do.
         message: String,
     },
+    /// The cache or database is unreachable: 503, retry later; the cause
+    /// is logged only.
+    Unavailable(String),
     /// Anything unexpected: 500, cause logged only.
     Internal(String),
 }
@@ -237,12 +258,18 @@ impl IntoResponse for PageError {
                 title,
                 message,
             } => render_page(status, title, &message, None),
-            Self::Internal(cause) => {
-                let mut res = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-                res.extensions_mut()
-                    .insert(InternalCause { cause, html: true });
+            Self::Unavailable(cause) => {
+                tracing::warn!(%cause, "dependency unavailable");
+                let mut res = render_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Temporarily unavailable",
+                    "Civitas cannot complete your request right now. Please try again in a moment.",
+                    None,
+                );
+                mark_dependency(&mut res, &cause, FailureKind::Unavailable);
                 res
             }
+            Self::Internal(cause) => internal_response(cause, true),
         }
     }
 }
@@ -366,13 +393,7 @@ impl From<crate::oidc::OAuthError> for PageError {
             OAuthError::Protocol { description, .. } => {
                 Self::bad_request("Request could not be completed", description)
             }
-            OAuthError::Unavailable(_) => Self::Client {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                title: "Temporarily unavailable",
-                message:
-                    "Civitas cannot complete your request right now. Please try again in a moment."
-                        .into(),
-            },
+            OAuthError::Unavailable(cause) => Self::Unavailable(cause),
             OAuthError::Internal(cause) => Self::Internal(cause),
         }
     }

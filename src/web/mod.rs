@@ -4,7 +4,9 @@
 //! domain, and turn its outcome into a response. Errors become responses in
 //! one place per format ([`error`]). Layers, outermost first: request id
 //! (generated, then echoed on the response), tracing, the internal-error
-//! logger, panic catching, security headers, body limit.
+//! logger, metrics ([`metrics`]), panic catching, security headers, body
+//! limit. `/metrics` is served by [`metrics::router`] on a listener of its
+//! own, never by [`router`].
 
 mod account;
 mod activity;
@@ -18,6 +20,7 @@ mod error;
 mod extract;
 mod logout;
 mod meta;
+pub mod metrics;
 mod organizations;
 mod pages;
 mod passkeys;
@@ -30,8 +33,8 @@ mod userinfo;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Request, header};
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::{HeaderName, HeaderValue, Request, Response, header};
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -39,7 +42,7 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{OnResponse, TraceLayer};
 
 pub use error::{ApiError, PageError};
 
@@ -89,6 +92,44 @@ impl MakeRequestId for RandomRequestId {
     }
 }
 
+/// The span of a request, with OpenTelemetry's semantic field names (see
+/// `crate::logging`). It carries the path only, never the query string:
+/// codes and tokens travel there.
+fn request_span<B>(req: &Request<B>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    tracing::info_span!(
+        "request",
+        http.request.method = %req.method(),
+        url.path = %req.uri().path(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        request_id = %id,
+    )
+}
+
+/// Records the status code on the request's span, and logs the response
+/// at debug level (`RUST_LOG=civitas=debug`: an access log).
+#[derive(Clone, Copy)]
+struct RecordStatus;
+
+impl<B> OnResponse<B> for RecordStatus {
+    fn on_response(self, res: &Response<B>, latency: std::time::Duration, span: &tracing::Span) {
+        span.record("http.response.status_code", res.status().as_u16());
+        tracing::debug!(
+            duration_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            "response"
+        );
+    }
+}
+
 /// The whole application.
 pub fn router(app: State) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
@@ -98,12 +139,13 @@ pub fn router(app: State) -> Router {
             RandomRequestId::new(),
         ))
         .layer(PropagateRequestIdLayer::new(request_id))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            // The path only: query strings may carry codes and tokens.
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(RecordStatus),
+        )
         .layer(axum::middleware::from_fn(error::log_internal_errors))
+        .layer(metrics::RecordLayer::new(app.clone()))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,

@@ -17,6 +17,7 @@ use super::extract::{Body, ClientIp, json};
 use super::{ApiError, PageError, State as AppState, csrf, pages, session};
 use crate::assurance::Level;
 use crate::ephemeral::within_limit;
+use crate::metrics::{PasskeyCeremony, PasskeyFailure, SignInMethod};
 use crate::passkeys::{PasskeyError, Purpose, amr_for};
 use crate::sessions::{Authentication, Session};
 
@@ -132,22 +133,48 @@ fn too_many() -> ApiError {
     }
 }
 
-/// Checks CSRF and the per-address rate limit of `action`.
+/// Checks CSRF and the per-address rate limit of `action`, a step of
+/// `ceremony`; a refusal is counted.
 async fn guard(
     app: &AppState,
     headers: &HeaderMap,
     ip: std::net::IpAddr,
-    action: &str,
+    (ceremony, action): (PasskeyCeremony, &str),
     per_minute: u64,
 ) -> Result<(), ApiError> {
     if !csrf::check(&app.settings, headers, None) {
+        app.metrics.passkey_failed(ceremony, PasskeyFailure::Csrf);
         return Err(forbidden());
     }
     let subject = format!("{action}:ip:{}", ip);
     if !within_limit(&app.cache, &subject, per_minute, Duration::from_secs(60)).await? {
+        app.metrics
+            .passkey_failed(ceremony, PasskeyFailure::RateLimited);
         return Err(too_many());
     }
     Ok(())
+}
+
+/// Parses a ceremony request's JSON body; a malformed one is counted.
+fn parse<T: serde::de::DeserializeOwned>(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    ceremony: PasskeyCeremony,
+) -> Result<T, ApiError> {
+    json(headers, body, "invalid_request").inspect_err(|_| {
+        app.metrics
+            .passkey_failed(ceremony, PasskeyFailure::Malformed);
+    })
+}
+
+/// Counts a refused ceremony step (not a failure of Civitas).
+fn refused(app: &AppState, ceremony: PasskeyCeremony) -> impl FnOnce(&PasskeyError) + '_ {
+    move |e| {
+        if let Some(reason) = PasskeyFailure::of(e) {
+            app.metrics.passkey_failed(ceremony, reason);
+        }
+    }
 }
 
 /// Is `a` shaped like a pending-request handle (base64url, short)?
@@ -195,7 +222,7 @@ async fn signin_begin(
         &app,
         &headers,
         ip,
-        "signin",
+        (PasskeyCeremony::SignIn, "signin"),
         app.settings.limits.signin_per_minute,
     )
     .await?;
@@ -223,15 +250,17 @@ async fn signin_finish(
         &app,
         &headers,
         ip,
-        "signin-finish",
+        (PasskeyCeremony::SignIn, "signin-finish"),
         app.settings.limits.signin_per_minute,
     )
     .await?;
-    let req: SigninFinish = json(&headers, &body, "invalid_request")?;
+    let req: SigninFinish = parse(&app, &headers, &body, PasskeyCeremony::SignIn)?;
     let done = app
         .passkeys
         .finish_signin(&req.ceremony, &req.credential)
-        .await?;
+        .await
+        .inspect_err(refused(&app, PasskeyCeremony::SignIn))?;
+    let level = done.acr;
     let previous = session::read(&app.settings, &headers);
     let (_, cookie) = app
         .sessions
@@ -239,11 +268,12 @@ async fn signin_finish(
             Authentication {
                 account_id: done.account_id,
                 amr: done.amr,
-                acr: done.acr.uri().to_owned(),
+                acr: level.uri().to_owned(),
             },
             previous.as_deref(),
         )
         .await?;
+    app.metrics.signed_in(SignInMethod::Passkey, Some(level));
     Ok(signed_in(
         &app,
         cookie.expose(),
@@ -278,11 +308,11 @@ async fn register_begin(
         &app,
         &headers,
         ip,
-        "register",
+        (PasskeyCeremony::Registration, "register"),
         app.settings.limits.register_per_minute,
     )
     .await?;
-    let req: RegisterBegin = json(&headers, &body, "invalid_request")?;
+    let req: RegisterBegin = parse(&app, &headers, &body, PasskeyCeremony::Registration)?;
     let purpose = match current(&app, &headers).await? {
         Some((_, s)) => Purpose::AddTo(s.account_id),
         None => {
@@ -336,11 +366,11 @@ async fn register_finish(
         &app,
         &headers,
         ip,
-        "register-finish",
+        (PasskeyCeremony::Registration, "register-finish"),
         app.settings.limits.register_per_minute,
     )
     .await?;
-    let req: RegisterFinish = json(&headers, &body, "invalid_request")?;
+    let req: RegisterFinish = parse(&app, &headers, &body, PasskeyCeremony::Registration)?;
     let session = current(&app, &headers).await?;
     let acting = session.as_ref().map(|(_, s)| s.account_id.clone());
     let done = app
@@ -351,25 +381,27 @@ async fn register_finish(
             req.name.as_deref(),
             acting.as_ref(),
         )
-        .await?;
+        .await
+        .inspect_err(refused(&app, PasskeyCeremony::Registration))?;
     let restricted = session.as_ref().is_some_and(|(_, s)| s.restricted);
     if done.new_account || restricted {
         // A new account, or a recovered one: sign in with the new passkey.
         let previous = session.as_ref().map(|(c, _)| c.as_str());
         let proofing = crate::eid::proofing_level(&app.db, &done.account.id).await?;
+        let level = Level::achieved(proofing, done.device_bound);
         let (_, cookie) = app
             .sessions
             .establish(
                 Authentication {
                     account_id: done.account.id.clone(),
                     amr: amr_for(done.device_bound),
-                    acr: Level::achieved(proofing, done.device_bound)
-                        .uri()
-                        .to_owned(),
+                    acr: level.uri().to_owned(),
                 },
                 previous,
             )
             .await?;
+        app.metrics
+            .signed_in(SignInMethod::PasskeyRegistration, Some(level));
         let next = if done.new_account {
             next_step(req.auth.as_deref())
         } else {

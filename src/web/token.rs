@@ -86,7 +86,13 @@ async fn token(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let (params, creds) = form_and_credentials(&headers, &body)?;
+    let grant = params
+        .get("grant_type")
+        .and_then(crate::metrics::TokenGrant::from_grant_type);
     let response = app.oidc.token(params, &creds).await?;
+    if let Some(grant) = grant {
+        app.metrics.token_issued(grant);
+    }
     Ok(no_store_json(&response))
 }
 

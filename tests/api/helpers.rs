@@ -213,13 +213,19 @@ impl TestEnv {
 
     /// Starts an instance with a given clock and extra settings.
     pub async fn spawn_with(self: &Arc<Self>, clock: SharedClock, extra: &str) -> TestApp {
-        self.spawn_serving(None, clock, extra).await
+        self.spawn_serving(None, clock, extra, false).await
+    }
+
+    /// Starts an instance that also serves `/metrics` on a port of its own
+    /// ([`TestApp::metrics_url`]).
+    pub async fn spawn_with_metrics(self: &Arc<Self>, clock: SharedClock) -> TestApp {
+        self.spawn_serving(None, clock, "", true).await
     }
 
     /// Starts another instance of the service whose public issuer is
     /// `issuer`, as behind a load balancer; it listens on a port of its own.
     pub async fn spawn_behind(self: &Arc<Self>, issuer: &str) -> TestApp {
-        self.spawn_serving(Some(issuer), Arc::new(SystemClock), "")
+        self.spawn_serving(Some(issuer), Arc::new(SystemClock), "", false)
             .await
     }
 
@@ -228,20 +234,30 @@ impl TestEnv {
         issuer: Option<&str>,
         clock: SharedClock,
         extra: &str,
+        metrics: bool,
     ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
+        let metrics = match metrics {
+            true => Some(
+                tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind port 0"),
+            ),
+            false => None,
+        };
         let port = listener.local_addr().expect("local address").port();
         let settings = match issuer {
             Some(i) => self.settings_for(i, port, extra),
             None => self.settings(port, extra),
         };
-        let server = civitas::startup::start_on(listener, settings, clock)
+        let server = civitas::startup::start_with_metrics(listener, metrics, settings, clock)
             .await
             .expect("start Civitas");
         TestApp {
             base: format!("http://localhost:{port}"),
+            metrics_base: server.metrics_addr.map(|a| format!("http://{a}")),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -256,6 +272,8 @@ impl TestEnv {
 pub struct TestApp {
     /// The issuer URL (`http://localhost:PORT`).
     pub base: String,
+    /// The metrics listener (`http://127.0.0.1:PORT`), if it has one.
+    pub metrics_base: Option<String>,
     /// An HTTP client that does not follow redirects.
     pub http: reqwest::Client,
     #[allow(dead_code)]
@@ -283,6 +301,13 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `path` on the metrics listener.
+    #[allow(dead_code)]
+    pub fn metrics_url(&self, path: &str) -> String {
+        let base = self.metrics_base.as_deref().expect("a metrics listener");
+        format!("{base}{path}")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

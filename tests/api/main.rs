@@ -20,6 +20,7 @@ mod logout;
 mod logs;
 mod machine;
 mod mandates;
+mod metrics;
 mod oidc;
 mod passkeys;
 mod registration;

@@ -56,6 +56,8 @@ impl Instance {
             .current_dir(&shared.dir)
             .env("CIVITAS_ISSUER", &shared.issuer)
             .env("CIVITAS_LISTEN", format!("127.0.0.1:{port}"))
+            // Several instances on one host: each its own metrics port.
+            .env("CIVITAS_METRICS_LISTEN", "127.0.0.1:0")
             .env("CIVITAS_DATABASE_URL", &shared.database_url)
             .env("CIVITAS_CACHE_URL", &shared.cache_url)
             .env("CIVITAS_CACHE_PREFIX", &shared.cache_prefix)

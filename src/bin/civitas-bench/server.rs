@@ -86,6 +86,8 @@ impl Instance {
             .arg("serve")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("CIVITAS_LISTEN", addr.to_string())
+            // Several instances on one host: each its own metrics port.
+            .env("CIVITAS_METRICS_LISTEN", "127.0.0.1:0")
             // The server's log level; `BENCH_SERVER_LOG=sqlx::query=debug`
             // shows every statement, for counting round trips.
             .env(
