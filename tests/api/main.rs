@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod admin;
 mod assurance;
 mod authenticator;
 mod bad_input;

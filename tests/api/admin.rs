@@ -1,0 +1,809 @@
+//! The admin API: authentication by a client_credentials token with scope
+//! `civitas:admin` of a client the operator marked admin, one audit entry
+//! per call, account lock, data-protection export and erasure, and the
+//! OpenAPI document.
+
+use std::sync::Arc;
+
+use civitas::accounts::AccountId;
+use civitas::assurance::Level;
+use civitas::audit::{Actor, Entry};
+use civitas::clients::{MetadataRequest, OperatorOptions, SubjectType};
+use civitas::clock::{Clock as _, ManualClock, SystemClock};
+use civitas::eid::{self, ProvenIdentity};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::{Column as _, Row as _};
+
+use crate::authenticator::SoftAuthenticator;
+use crate::browser_session::Browser;
+use crate::helpers::{Stack, TestApp, TestEnv};
+use crate::on_both_stacks;
+
+const MARI: &str = "38001085718";
+
+/// A client_credentials client registered by the operator; `admin` as given.
+async fn machine_client(app: &TestApp, admin: bool) -> (String, String) {
+    let request: MetadataRequest = serde_json::from_value(json!({
+        "client_name": "Operator console",
+        "grant_types": ["client_credentials"],
+        "scope": "reports:read",
+    }))
+    .unwrap();
+    let issued = app
+        .app()
+        .clients
+        .register(
+            request.validate().unwrap(),
+            OperatorOptions {
+                first_party: false,
+                subject_type: SubjectType::Pairwise,
+                registration_token: false,
+                admin,
+            },
+            &Actor::Operator,
+        )
+        .await
+        .unwrap();
+    (
+        issued.client.client_id.as_str().to_owned(),
+        issued.client_secret.unwrap().expose().to_owned(),
+    )
+}
+
+/// The token response of a client_credentials request for `scope`.
+async fn token_response(app: &TestApp, id: &str, secret: &str, scope: &str) -> (u16, Value) {
+    let res = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+/// An admin client and its access token.
+pub async fn admin(app: &TestApp) -> (String, String) {
+    let (id, secret) = machine_client(app, true).await;
+    let (status, body) = token_response(app, &id, &secret, "civitas:admin").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "civitas:admin");
+    (id, body["access_token"].as_str().unwrap().to_owned())
+}
+
+async fn call(
+    app: &TestApp,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = app.http.request(method, app.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+/// Every `admin.action` entry, oldest first.
+async fn admin_entries(app: &TestApp) -> Vec<Entry> {
+    civitas::audit::query::page(&app.app().db, 0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "admin.action")
+        .collect()
+}
+
+async fn a_call_without_a_valid_admin_token_is_refused_and_leaves_no_entry(stack: Stack) {
+    let Some(env) = TestEnv::new(stack).await else {
+        return;
+    };
+    let clock = ManualClock::new(SystemClock.now());
+    let app = env.spawn_with(Arc::new(clock.clone()), "").await;
+    let path = "/admin/clients";
+
+    // No token: 401 with a bare challenge (RFC 6750 §3.1).
+    let (status, headers, body) = call(&app, None, Method::GET, path, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(body["error"].is_string());
+    // A token Civitas did not sign.
+    let (status, headers, body) = call(&app, Some("not-a-jwt"), Method::GET, path, None).await;
+    assert_eq!(status, 401);
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    assert_eq!(body["error"], "invalid_token");
+
+    // A client the operator did not mark admin cannot get the scope …
+    let (plain_id, plain_secret) = machine_client(&app, false).await;
+    let (status, body) = token_response(&app, &plain_id, &plain_secret, "civitas:admin").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_scope");
+    // … nor register it through metadata.
+    let res = app
+        .register(&json!({"grant_types": ["client_credentials"], "scope": "civitas:admin"}))
+        .await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_client_metadata"
+    );
+    // … and its own tokens are not enough.
+    let (_, body) = token_response(&app, &plain_id, &plain_secret, "reports:read").await;
+    let plain_token = body["access_token"].as_str().unwrap();
+    let (status, headers, body) = call(&app, Some(plain_token), Method::GET, path, None).await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"], "insufficient_scope");
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+
+    // An admin client's token without the scope.
+    let (admin_id, admin_secret) = machine_client(&app, true).await;
+    let (_, body) = token_response(&app, &admin_id, &admin_secret, "reports:read").await;
+    let unscoped = body["access_token"].as_str().unwrap().to_owned();
+    let (status, _, body) = call(&app, Some(&unscoped), Method::GET, path, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+
+    // Expired: the admin token stops at its expiry.
+    let (_, body) = token_response(&app, &admin_id, &admin_secret, "civitas:admin").await;
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let (status, _, _) = call(&app, Some(&token), Method::GET, path, None).await;
+    assert_eq!(status, 200, "a fresh admin token works");
+    assert_eq!(admin_entries(&app).await.len(), 1);
+    clock.advance(body["expires_in"].as_u64().unwrap() + 1);
+    let (status, _, body) = call(&app, Some(&token), Method::GET, path, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+
+    // Demoted after getting its token: refused at the next call.
+    let (_, body) = token_response(&app, &admin_id, &admin_secret, "civitas:admin").await;
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    assert!(
+        app.app()
+            .clients
+            .set_admin(&admin_id, false, &Actor::Operator)
+            .await
+            .unwrap()
+    );
+    let (status, _, body) = call(&app, Some(&token), Method::GET, path, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+    let (status, body) = token_response(&app, &admin_id, &admin_secret, "civitas:admin").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+
+    // Only the one successful call left an entry.
+    let entries = admin_entries(&app).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].actor, format!("admin:{admin_id}"));
+}
+
+on_both_stacks!(a_call_without_a_valid_admin_token_is_refused_and_leaves_no_entry);
+
+/// A citizen proven by eID (`person`), with an email.
+async fn proven_citizen(app: &TestApp, name: &str, email: &str, person: &str) -> AccountId {
+    let account = app.app().accounts.create(name, Some(email)).await.unwrap();
+    let identity = ProvenIdentity {
+        connector: "sim".into(),
+        scheme: "simulated-eid".into(),
+        country: "EE".into(),
+        person_identifier: person.into(),
+        given_name: Some("Mari".into()),
+        family_name: Some("Maasikas".into()),
+        birthdate: Some("1980-01-08".into()),
+        level: Level::Substantial,
+    };
+    eid::bind(
+        &app.app().db,
+        &app.app().eid_keys,
+        &account.id,
+        &identity,
+        app.app().clock.now(),
+    )
+    .await
+    .unwrap();
+    account.id
+}
+
+async fn every_admin_call_leaves_exactly_one_entry_naming_the_client(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let (admin_id, token) = admin(&app).await;
+    let citizen = proven_citizen(&app, "Mari Maasikas", "mari@example.eu", MARI).await;
+    let acc = citizen.as_str().to_owned();
+    let register = json!([{"country": "EE", "code": "12345678", "name": "Acme OÜ",
+        "representatives": [{"country": "EE", "person_identifier": MARI, "name": "Mari Maasikas"}]}]);
+    let mut new_client = String::new();
+    let steps: Vec<(Method, String, Option<Value>, u16)> = vec![
+        (Method::GET, "/admin/clients".into(), None, 200),
+        (
+            Method::POST,
+            "/admin/clients".into(),
+            Some(
+                json!({"metadata": {"redirect_uris": ["https://rp.example/cb"]}, "first_party": true}),
+            ),
+            201,
+        ),
+        (Method::GET, "/admin/clients/{new}".into(), None, 200),
+        (
+            Method::PUT,
+            "/admin/clients/{new}/verified-claims".into(),
+            Some(json!({"claims": ["given_name"], "legal_basis": "Act 1 §2"})),
+            200,
+        ),
+        (
+            Method::PUT,
+            "/admin/clients/{new}/verified-claims".into(),
+            Some(json!({"claims": ["shoe_size"], "legal_basis": "none"})),
+            400,
+        ),
+        (
+            Method::PUT,
+            format!("/admin/clients/{{new}}/owners/{acc}"),
+            None,
+            200,
+        ),
+        (
+            Method::PUT,
+            format!("/admin/clients/{{new}}/owners/{acc}"),
+            None,
+            200,
+        ),
+        (
+            Method::DELETE,
+            format!("/admin/clients/{{new}}/owners/{acc}"),
+            None,
+            200,
+        ),
+        (Method::POST, "/admin/register".into(), Some(register), 200),
+        (Method::GET, "/admin/organizations".into(), None, 200),
+        (
+            Method::GET,
+            "/admin/organizations/EE:12345678/mandates".into(),
+            None,
+            200,
+        ),
+        (
+            Method::GET,
+            "/admin/organizations/EE:0/mandates".into(),
+            None,
+            404,
+        ),
+        (
+            Method::POST,
+            "/admin/mandates/nope/revoke".into(),
+            None,
+            404,
+        ),
+        (Method::GET, format!("/admin/accounts/{acc}"), None, 200),
+        (
+            Method::PUT,
+            format!("/admin/accounts/{acc}/roles/admin"),
+            None,
+            200,
+        ),
+        (
+            Method::DELETE,
+            format!("/admin/accounts/{acc}/roles/admin"),
+            None,
+            200,
+        ),
+        (
+            Method::PUT,
+            format!("/admin/accounts/{acc}/lock"),
+            None,
+            200,
+        ),
+        (
+            Method::PUT,
+            format!("/admin/accounts/{acc}/lock"),
+            None,
+            200,
+        ),
+        (
+            Method::DELETE,
+            format!("/admin/accounts/{acc}/lock"),
+            None,
+            200,
+        ),
+        (
+            Method::GET,
+            format!("/admin/accounts/{acc}/export"),
+            None,
+            200,
+        ),
+        (Method::GET, "/admin/accounts/nobody".into(), None, 404),
+        (Method::DELETE, "/admin/clients/{new}".into(), None, 200),
+        (Method::DELETE, "/admin/clients/{new}".into(), None, 404),
+    ];
+    for (method, path, body, expected) in steps {
+        let path = path.replace("{new}", &new_client);
+        let before = admin_entries(&app).await.len();
+        let (status, headers, out) = call(&app, Some(&token), method.clone(), &path, body).await;
+        assert_eq!(status, expected, "{method} {path}: {out}");
+        assert_eq!(headers["cache-control"], "no-store", "{method} {path}");
+        if status >= 400 {
+            assert!(out["error"].is_string() && out["error_description"].is_string());
+        }
+        if path == "/admin/clients" && method == Method::POST {
+            new_client = out["client_id"].as_str().unwrap().to_owned();
+            assert_eq!(out["first_party"], true);
+            assert_eq!(out["admin"], false, "the admin API cannot make admins");
+        }
+        let entries = admin_entries(&app).await;
+        assert_eq!(entries.len(), before + 1, "{method} {path}: one entry");
+        let last = entries.last().unwrap();
+        assert_eq!(last.actor, format!("admin:{admin_id}"), "{method} {path}");
+        assert!(last.fact("action").is_some(), "{last:?}");
+    }
+    // The entries of changes share their transaction with the change's own.
+    let log = civitas::audit::query::page(&app.app().db, 0, 100_000)
+        .await
+        .unwrap();
+    let locked = log.iter().position(|e| e.kind == "account.locked").unwrap();
+    assert_eq!(log[locked + 1].kind, "admin.action");
+    assert_eq!(log[locked + 1].fact("action"), Some("account.lock"));
+    assert_eq!(log[locked + 1].account_id.as_deref(), Some(acc.as_str()));
+    let report = civitas::audit::verify(&app.app().db, &app.app().keys)
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{report:?}");
+}
+
+on_both_stacks!(every_admin_call_leaves_exactly_one_entry_naming_the_client);
+
+async fn a_locked_account_cannot_sign_in_and_its_session_and_tokens_end(stack: Stack) {
+    let Some(env) = TestEnv::new(stack).await else {
+        return;
+    };
+    let clock = ManualClock::new(SystemClock.now());
+    let app = env.spawn_with(Arc::new(clock.clone()), "").await;
+    let (_, token) = admin(&app).await;
+
+    // A citizen with a passkey and a live session.
+    let mut phone = SoftAuthenticator::new(&app.base, false);
+    let mut b = Browser::new(&app);
+    b.page("/signin/create").await;
+    let (_, begin) = b
+        .post_json(
+            "/passkeys/register/begin",
+            &json!({"display_name": "Lukas", "email": "lukas@example.eu"}),
+        )
+        .await;
+    let credential = phone.create(&begin["options"]);
+    let (status, done) = b
+        .post_json(
+            "/passkeys/register/finish",
+            &json!({"ceremony": begin["ceremony"], "credential": credential, "name": "Phone"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    let cookie = b.session_cookie().unwrap().to_owned();
+    let account = app
+        .app()
+        .sessions
+        .current(&cookie)
+        .await
+        .unwrap()
+        .unwrap()
+        .account_id;
+    assert_eq!(b.get("/account").await.status(), 200);
+    // And a relying party holding a refresh token of theirs.
+    let rp = app.portal(json!({})).await;
+    let lib = app
+        .sign_in_as(
+            &app.app().accounts.get(&account).await.unwrap().unwrap(),
+            None,
+        )
+        .await;
+    let tokens = app
+        .tokens_for(&rp, &lib, "openid profile offline_access")
+        .await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+
+    clock.advance(5);
+    let (status, _, out) = call(
+        &app,
+        Some(&token),
+        Method::PUT,
+        &format!("/admin/accounts/{}/lock", account.as_str()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["changed"], true);
+    assert_eq!(out["grants_revoked"], 1);
+
+    // The session ended at once; a passkey sign-in is refused clearly.
+    assert!(app.app().sessions.current(&cookie).await.unwrap().is_none());
+    assert!(
+        app.app()
+            .sessions
+            .current(&lib.cookie)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_ne!(b.get("/account").await.status(), 200);
+    let mut other = Browser::new(&app);
+    let (status, body) = other.sign_in(&mut phone, None).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "account_locked");
+    // The grant's refresh token is revoked.
+    let res = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth(&rp.client_id, rp.secret.as_deref())
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let (_, _, summary) = call(
+        &app,
+        Some(&token),
+        Method::GET,
+        &format!("/admin/accounts/{}", account.as_str()),
+        None,
+    )
+    .await;
+    assert!(summary["locked_at"].is_i64(), "{summary}");
+    assert_eq!(summary["active_grants"], 0);
+
+    // Unlocked: sign-in works again; the old session stays ended.
+    clock.advance(5);
+    let (status, _, out) = call(
+        &app,
+        Some(&token),
+        Method::DELETE,
+        &format!("/admin/accounts/{}/lock", account.as_str()),
+        None,
+    )
+    .await;
+    assert_eq!((status, &out["locked"]), (200, &json!(false)), "{out}");
+    let (status, body) = other.sign_in(&mut phone, None).await;
+    assert_eq!(status, 200, "{body}");
+    let fresh = other.session_cookie().unwrap().to_owned();
+    assert!(app.app().sessions.current(&fresh).await.unwrap().is_some());
+    assert!(app.app().sessions.current(&cookie).await.unwrap().is_none());
+    let log = civitas::audit::for_account(&app.app().db, &account, 100)
+        .await
+        .unwrap();
+    assert!(log.iter().any(|e| e.kind == "account.locked"));
+    assert!(log.iter().any(|e| e.kind == "account.unlocked"));
+}
+
+on_both_stacks!(a_locked_account_cannot_sign_in_and_its_session_and_tokens_end);
+
+async fn a_locked_account_cannot_use_a_recovery_code() {
+    let Some(app) = TestApp::spawn(Stack::Embedded).await else {
+        return;
+    };
+    let (_, token) = admin(&app).await;
+    let account = app.app().accounts.create("Ines", None).await.unwrap();
+    let codes =
+        civitas::accounts::recovery::generate(&app.app().db, &account.id, app.app().clock.now())
+            .await
+            .unwrap();
+    let path = format!("/admin/accounts/{}/lock", account.id.as_str());
+    assert_eq!(
+        call(&app, Some(&token), Method::PUT, &path, None).await.0,
+        200
+    );
+    let mut b = Browser::new(&app);
+    b.page("/recover").await;
+    let res = b
+        .web
+        .post_form("/recover", &[("recovery_code", &codes[0])])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("locked"));
+    assert_eq!(
+        civitas::accounts::recovery::remaining(&app.app().db, &account.id)
+            .await
+            .unwrap(),
+        10,
+        "the code was not used up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_account_cannot_use_a_recovery_code_on_sqlite() {
+    a_locked_account_cannot_use_a_recovery_code().await;
+}
+
+async fn the_export_holds_the_citizens_data_and_is_audited(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let (admin_id, token) = admin(&app).await;
+    let citizen = proven_citizen(&app, "Mari Maasikas", "mari@example.eu", MARI).await;
+    let rp = app.portal(json!({})).await;
+    let lib = app
+        .sign_in_as(
+            &app.app().accounts.get(&citizen).await.unwrap().unwrap(),
+            None,
+        )
+        .await;
+    app.tokens_for(&rp, &lib, "openid profile email").await;
+    let acc = citizen.as_str();
+    for path in [
+        format!("/admin/accounts/{acc}/roles/admin"),
+        format!("/admin/clients/{}/owners/{acc}", rp.client_id),
+    ] {
+        assert_eq!(
+            call(&app, Some(&token), Method::PUT, &path, None).await.0,
+            200
+        );
+    }
+
+    let (status, _, doc) = call(
+        &app,
+        Some(&token),
+        Method::GET,
+        &format!("/admin/accounts/{acc}/export"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["format"], "civitas-account-export/1");
+    assert_eq!(doc["account"]["id"], acc);
+    assert_eq!(doc["account"]["display_name"], "Mari Maasikas");
+    assert_eq!(doc["account"]["email"], "mari@example.eu");
+    let binding = &doc["eid_binding"];
+    assert_eq!(
+        binding["person_identifier"], MARI,
+        "decrypted for the citizen"
+    );
+    assert_eq!(binding["family_name"], "Maasikas");
+    assert_eq!(binding["level"], "substantial");
+    assert_eq!(doc["consents"][0]["client_id"], rp.client_id.as_str());
+    assert_eq!(doc["grants"][0]["client_id"], rp.client_id.as_str());
+    assert_eq!(doc["roles"], json!(["admin"]));
+    assert_eq!(doc["owned_clients"], json!([rp.client_id]));
+    let kinds: Vec<&str> = doc["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"eid.bound") && kinds.contains(&"account.created"),
+        "{kinds:?}"
+    );
+    let log = civitas::audit::for_account(&app.app().db, &citizen, 5)
+        .await
+        .unwrap();
+    assert_eq!(log[1].kind, "account.exported");
+    assert_eq!(log[1].actor, format!("admin:{admin_id}"));
+    assert_eq!(log[0].kind, "admin.action");
+    assert_eq!(log[0].fact("action"), Some("account.export"));
+}
+
+on_both_stacks!(the_export_holds_the_citizens_data_and_is_audited);
+
+/// Every text value of every table except the audit log, as `table: value`.
+async fn every_text_value(app: &TestApp, stack: Stack) -> Vec<String> {
+    let db = &app.app().db;
+    let tables_sql = match stack {
+        Stack::Embedded => "SELECT name AS t FROM sqlite_master WHERE type = 'table'",
+        Stack::Production => {
+            "SELECT table_name::TEXT AS t FROM information_schema.tables WHERE table_schema = 'public'"
+        }
+    };
+    let tables: Vec<String> = sqlx::query(tables_sql)
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>("t"))
+        .collect();
+    assert!(tables.iter().any(|t| t == "accounts"), "{tables:?}");
+    let mut out = Vec::new();
+    // The audit log keeps its entries; sqlx's own table holds the migrations.
+    for table in tables
+        .iter()
+        .filter(|t| *t != "audit_log" && !t.starts_with("_sqlx"))
+    {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT * FROM {table}"));
+        for row in sqlx::query(sql).fetch_all(db.pool()).await.unwrap() {
+            for col in row.columns() {
+                if let Ok(Some(v)) = row.try_get::<Option<String>, _>(col.ordinal()) {
+                    out.push(format!("{table}.{}: {v}", col.name()));
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn erasure_removes_personal_data_and_keeps_an_intact_audit_chain(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let (_, token) = admin(&app).await;
+    let name = "Erika Unique-Name-7781";
+    let email = "erika.7781@example.eu";
+    let citizen = proven_citizen(&app, name, email, MARI).await;
+    let acc = citizen.as_str().to_owned();
+    let db = &app.app().db;
+    civitas::accounts::recovery::generate(db, &citizen, app.app().clock.now())
+        .await
+        .unwrap();
+    // Grants, refresh tokens, consents and session records.
+    let rp = app.portal(json!({})).await;
+    let lib = app
+        .sign_in_as(
+            &app.app().accounts.get(&citizen).await.unwrap().unwrap(),
+            None,
+        )
+        .await;
+    let tokens = app
+        .tokens_for(&rp, &lib, "openid profile email offline_access")
+        .await;
+    assert!(tokens["refresh_token"].is_string());
+    // A role, an ownership, and a mandate the citizen granted as a
+    // statutory representative.
+    for path in [
+        format!("/admin/accounts/{acc}/roles/admin"),
+        format!("/admin/clients/{}/owners/{acc}", rp.client_id),
+    ] {
+        assert_eq!(
+            call(&app, Some(&token), Method::PUT, &path, None).await.0,
+            200
+        );
+    }
+    let register = json!([{"country": "EE", "code": "12345678", "name": "Acme OÜ",
+        "representatives": [{"country": "EE", "person_identifier": MARI, "name": "Mari Maasikas"}]}]);
+    assert_eq!(
+        call(
+            &app,
+            Some(&token),
+            Method::POST,
+            "/admin/register",
+            Some(register)
+        )
+        .await
+        .0,
+        200
+    );
+    let (mandate, _) = app
+        .app()
+        .mandates
+        .grant(
+            &citizen,
+            Level::Substantial,
+            civitas::mandates::GrantRequest {
+                org_id: "EE:12345678".into(),
+                grantee: civitas::mandates::Grantee::Invitation,
+                powers: vec!["tax.file".into()],
+                valid_until: None,
+                may_delegate: false,
+                min_level: Level::Substantial,
+                parent: None,
+            },
+        )
+        .await
+        .unwrap();
+    let before = every_text_value(&app, stack).await;
+    for needle in [name, email, acc.as_str()] {
+        assert!(
+            before.iter().any(|v| v.contains(needle)),
+            "the test data holds {needle}"
+        );
+    }
+
+    let path = format!("/admin/accounts/{acc}");
+    let (status, _, report) = call(&app, Some(&token), Method::DELETE, &path, None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["erased"], true);
+    assert_eq!(report["mandates_revoked"], 1);
+    let (status, _, body) = call(&app, Some(&token), Method::DELETE, &path, None).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+
+    let after = every_text_value(&app, stack).await;
+    for needle in [name, email, acc.as_str()] {
+        let left: Vec<&String> = after.iter().filter(|v| v.contains(needle)).collect();
+        assert!(left.is_empty(), "{needle} is still held: {left:?}");
+    }
+    let m = app.app().mandates.get(&mandate.id).await.unwrap().unwrap();
+    assert!(m.revoked_at.is_some(), "the mandate it granted is revoked");
+    assert!(
+        app.app()
+            .sessions
+            .current(&lib.cookie)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The audit log keeps its entries, by internal id only, and its chain.
+    let log = civitas::audit::for_account(db, &citizen, 1000)
+        .await
+        .unwrap();
+    assert!(log.iter().any(|e| e.kind == "account.created"));
+    assert!(log.iter().any(|e| e.kind == "eid.bound"));
+    // Newest first: the refused second erasure, the erasure's admin entry,
+    // then account.erased from the same transaction.
+    assert_eq!(log[0].fact("outcome"), Some("not_found"));
+    assert_eq!(log[1].fact("action"), Some("account.erase"));
+    assert_eq!(log[2].kind, "account.erased");
+    let report = civitas::audit::verify(db, &app.app().keys).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+}
+
+on_both_stacks!(erasure_removes_personal_data_and_keeps_an_intact_audit_chain);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_admin_route() {
+    let Some(app) = TestApp::spawn(Stack::Embedded).await else {
+        return;
+    };
+    let res = app.get("/admin/openapi.json").await;
+    assert_eq!(res.status(), 200, "served without authentication");
+    let doc: Value = res.json().await.unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(scheme["type"], "http");
+    assert_eq!(scheme["scheme"], "bearer");
+    let routes = civitas::web::admin_routes();
+    assert!(routes.len() >= 19, "{routes:?}");
+    for (method, path) in &routes {
+        let op = &doc["paths"][path.as_str()][method.as_str()];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        if path != "/admin/openapi.json" {
+            assert!(
+                op["security"].to_string().contains("bearer"),
+                "{method} {path} does not name the bearer scheme"
+            );
+        }
+    }
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        documented,
+        routes.len(),
+        "the document describes no other route"
+    );
+}
