@@ -194,7 +194,11 @@ impl Provider {
                     .with("mandate", r.mandate.as_str()),
             );
         }
-        grants::insert(&self.db, &grant, Some(&code_hash), &events).await?;
+        if !grants::insert(&self.db, &grant, Some(&code_hash), &events).await? {
+            return Err(OAuthError::invalid_grant(
+                "the account was locked after the code was issued",
+            ));
+        }
         self.issue_tokens(client, &grant, granted.nonce.as_deref(), &grant.scope, true)
             .await
     }

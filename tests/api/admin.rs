@@ -433,6 +433,10 @@ async fn a_locked_account_cannot_sign_in_and_its_session_and_tokens_end(stack: S
         .tokens_for(&rp, &lib, "openid profile offline_access")
         .await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
+    // A code issued before the lock and redeemed after it.
+    let (query, verifier) = app.auth_query(&rp, "openid", "");
+    let params = app.front_channel(&lib, &query).await;
+    let code = crate::rp::param(&params, "code").unwrap();
 
     clock.advance(5);
     let (status, _, out) = call(
@@ -472,6 +476,13 @@ async fn a_locked_account_cannot_sign_in_and_its_session_and_tokens_end(stack: S
         .await
         .unwrap();
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let res = app.exchange(&rp, &code, &verifier).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_grant",
+        "a code issued before the lock yields no grant"
+    );
     let (_, _, summary) = call(
         &app,
         Some(&token),
