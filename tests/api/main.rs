@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin;
+mod admin_data;
 mod assurance;
 mod authenticator;
 mod bad_input;
