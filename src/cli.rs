@@ -153,6 +153,19 @@ enum ClientsCommand {
         /// Public (non-pairwise) subject identifiers.
         #[arg(long)]
         public_subject: bool,
+        /// Allow the admin API: the client may obtain `civitas:admin`
+        /// tokens with client_credentials (add `--grant client_credentials`).
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Allow (true) or forbid (false) a client the admin API; effective at
+    /// its next admin call, even with a token issued before.
+    SetAdmin {
+        /// The client id.
+        client_id: String,
+        /// true or false.
+        #[arg(action = clap::ArgAction::Set)]
+        admin: bool,
     },
     /// List every client.
     List,
@@ -525,6 +538,7 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
             jwks_uri,
             first_party,
             public_subject,
+            admin,
         } => {
             let mut request = serde_json::json!({
                 "client_name": name,
@@ -550,6 +564,7 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
                             SubjectType::Pairwise
                         },
                         registration_token: false,
+                        admin,
                     },
                     &Actor::Operator,
                 )
@@ -566,7 +581,7 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
         ClientsCommand::List => {
             for c in registry.list().await? {
                 println!(
-                    "{}  {:<30}  {}{}",
+                    "{}  {:<30}  {}{}{}",
                     c.client_id,
                     c.metadata.client_name.as_deref().unwrap_or("-"),
                     c.metadata
@@ -575,7 +590,8 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
                         .map(|g| format!("{g:?}"))
                         .collect::<Vec<_>>()
                         .join(","),
-                    if c.first_party { "  first-party" } else { "" }
+                    if c.first_party { "  first-party" } else { "" },
+                    if c.admin { "  admin" } else { "" }
                 );
             }
             Ok(())
@@ -588,6 +604,7 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
             let mut out = serde_json::to_value(&c.metadata)?;
             out["client_id"] = c.client_id.as_str().into();
             out["first_party"] = c.first_party.into();
+            out["admin"] = c.admin.into();
             out["subject_type"] = serde_json::to_value(c.subject_type)?;
             out["client_id_issued_at"] = c.created_at.0.into();
             println!("{}", serde_json::to_string_pretty(&out)?);
@@ -634,6 +651,24 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
                 }
             );
             Ok(())
+        }
+        ClientsCommand::SetAdmin { client_id, admin } => {
+            if registry
+                .set_admin(&client_id, admin, &Actor::Operator)
+                .await?
+            {
+                println!(
+                    "{client_id} {} the admin API",
+                    if admin {
+                        "may use"
+                    } else {
+                        "may no longer use"
+                    }
+                );
+                Ok(())
+            } else {
+                Err(format!("no client `{client_id}`").into())
+            }
         }
         ClientsCommand::ResetSecret { client_id } => {
             let secret = registry.reset_secret(&client_id, &Actor::Operator).await?;

@@ -58,9 +58,6 @@ pub struct Settings {
     /// Initial access token for dynamic client registration
     /// (`CIVITAS_REGISTRATION_TOKEN`); registration is closed without one.
     pub registration_token: Option<Secret>,
-    /// Bearer token of the operator's admin API (`CIVITAS_ADMIN_TOKEN`);
-    /// the admin API is closed without one.
-    pub admin_token: Option<Secret>,
     /// Token lifetimes.
     pub tokens: TokenSettings,
     /// Signing-key rotation.
@@ -639,11 +636,6 @@ impl Settings {
                 "passkeys.ceremony_timeout",
                 "must be between 1 second and 1 hour",
             ));
-        }
-        if let Some(token) = &self.admin_token
-            && token.expose().len() < 16
-        {
-            return Err(invalid("admin_token", "must be at least 16 characters"));
         }
         if let Some(token) = &self.registration_token
             && token.expose().len() < 16

@@ -4,8 +4,12 @@
 //! never to the email or display name, which the citizen may change.
 
 pub mod email;
+pub mod erasure;
+pub mod export;
+pub mod lock;
 pub mod recovery;
 pub mod roles;
+pub mod summary;
 
 use std::fmt;
 
@@ -15,6 +19,29 @@ use sqlx::Row as _;
 use crate::clock::{SharedClock, UnixTime};
 use crate::secrets::random_token;
 use crate::store::{Database, StoreError, flag};
+
+/// Why an operator's action on an account failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// No such account (or it was erased).
+    #[error("no such account")]
+    NotFound,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The ephemeral store failed (sessions could not be ended).
+    #[error(transparent)]
+    Cache(#[from] crate::ephemeral::EphemeralError),
+    /// The eID binding could not be read (export).
+    #[error(transparent)]
+    Eid(#[from] crate::eid::EidError),
+}
+
+impl From<sqlx::Error> for AccountError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
 
 /// An account's internal identifier (128 random bits).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

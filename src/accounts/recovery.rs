@@ -84,25 +84,38 @@ pub async fn remaining(db: &Database, account: &AccountId) -> Result<i64, StoreE
     Ok(row.try_get("n")?)
 }
 
-/// Uses a code: the account it belongs to, if it was valid and unused. The
-/// use is atomic (a code works once, even under concurrent attempts) and
-/// recorded in the audit log.
+/// What presenting a recovery code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The code was valid and is now used: the account it opens.
+    Account(AccountId),
+    /// The code is valid but its account is locked; the code stays unused.
+    Locked,
+    /// No such unused code.
+    Invalid,
+}
+
+/// Uses a code: the account it belongs to, if it was valid and unused and
+/// the account is not locked. The use is atomic (a code works once, even
+/// under concurrent attempts) and recorded in the audit log.
 ///
 /// # Errors
 /// If the database fails.
-pub async fn redeem(
-    db: &Database,
-    code: &str,
-    now: UnixTime,
-) -> Result<Option<AccountId>, StoreError> {
+pub async fn redeem(db: &Database, code: &str, now: UnixTime) -> Result<Redeemed, StoreError> {
     let hash = SecretHash::of(&normalise(code));
     let row = sqlx::query(
-        "SELECT account_id FROM recovery_codes WHERE code_hash = $1 AND used_at IS NULL",
+        "SELECT r.account_id, a.locked_at FROM recovery_codes r JOIN accounts a ON a.account_id = r.account_id \
+         WHERE r.code_hash = $1 AND r.used_at IS NULL",
     )
     .bind(hash.as_str())
     .fetch_optional(db.pool())
     .await?;
-    let Some(row) = row else { return Ok(None) };
+    let Some(row) = row else {
+        return Ok(Redeemed::Invalid);
+    };
+    if row.try_get::<Option<i64>, _>("locked_at")?.is_some() {
+        return Ok(Redeemed::Locked);
+    }
     let account = AccountId::new(row.try_get::<String, _>("account_id")?);
     let mut tx = db.begin().await?;
     let used = sqlx::query(
@@ -113,7 +126,7 @@ pub async fn redeem(
     .execute(&mut *tx)
     .await?;
     if used.rows_affected() != 1 {
-        return Ok(None);
+        return Ok(Redeemed::Invalid);
     }
     audit::record(
         &mut tx,
@@ -122,7 +135,7 @@ pub async fn redeem(
     )
     .await?;
     tx.commit().await?;
-    Ok(Some(account))
+    Ok(Redeemed::Account(account))
 }
 
 #[cfg(test)]

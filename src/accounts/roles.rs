@@ -129,6 +129,22 @@ pub async fn owned_clients(db: &Database, account: &AccountId) -> Result<Vec<Str
         .collect()
 }
 
+/// The accounts that own `client_id`.
+///
+/// # Errors
+/// If the database fails.
+pub async fn owners_of(db: &Database, client_id: &str) -> Result<Vec<AccountId>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT account_id FROM client_owners WHERE client_id = $1 ORDER BY account_id",
+    )
+    .bind(client_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| Ok(AccountId::new(r.try_get::<String, _>("account_id")?)))
+        .collect()
+}
+
 /// Makes `account` an owner of `client_id`; records `event` if it changed
 /// anything. `false` if the account or the client does not exist.
 ///

@@ -269,6 +269,29 @@ impl Event {
     }
 }
 
+/// `event`, followed, when an admin-API client caused it, by the
+/// [`Kind::AdminAction`] entry of that call (`action`, and the account,
+/// client and facts `event` names): both go into the transaction of the change, so an
+/// admin call that changes something leaves exactly one admin entry with it.
+#[must_use]
+pub fn with_admin_action(event: Event, action: &str) -> Vec<Event> {
+    let admin = match &event.actor {
+        Actor::Admin(_) => Some(Event {
+            kind: Kind::AdminAction,
+            actor: event.actor.clone(),
+            account: event.account.clone(),
+            client: event.client.clone(),
+            detail: {
+                let mut d = event.detail.clone();
+                d.insert("action".to_owned(), Value::from(action));
+                d
+            },
+        }),
+        _ => None,
+    };
+    std::iter::once(event).chain(admin).collect()
+}
+
 /// Appends `event` to the chain inside the caller's transaction `conn`. It
 /// must be the transaction's last statement before commit (see the module
 /// documentation); if the transaction rolls back, so does the entry.

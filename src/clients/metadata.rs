@@ -266,6 +266,10 @@ fn https_url(
     Ok(Some(s))
 }
 
+/// The scope of the admin API. Only a client the operator marked admin
+/// obtains it (client_credentials); registration metadata may not name it.
+pub const ADMIN_SCOPE: &str = "civitas:admin";
+
 /// Is `token` a valid scope token (RFC 6749 §3.3: 1*NQCHAR)?
 #[must_use]
 pub fn is_scope_token(token: &str) -> bool {
@@ -439,6 +443,11 @@ impl MetadataRequest {
                 for t in s.split(' ') {
                     if !is_scope_token(t) {
                         return Err(bad(format!("scope holds an invalid scope token `{t}`")));
+                    }
+                    if t == ADMIN_SCOPE {
+                        return Err(bad(format!(
+                            "`{ADMIN_SCOPE}` is granted by the operator, never through metadata"
+                        )));
                     }
                     if !tokens.contains(&t) {
                         tokens.push(t);

@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-pub use metadata::{AuthMethod, ClientMetadata, GrantType, MetadataRequest, RedirectUri};
+pub use metadata::{
+    ADMIN_SCOPE, AuthMethod, ClientMetadata, GrantType, MetadataRequest, RedirectUri,
+};
 
-use crate::audit::{Actor, Event, Kind};
+use crate::audit::{self, Actor, Event, Kind};
 use crate::clock::{SharedClock, UnixTime};
 use crate::secrets::{Secret, SecretHash, random_token};
 use crate::store::{Database, StoreError};
@@ -111,6 +113,9 @@ pub struct Client {
     pub first_party: bool,
     /// Pairwise unless the operator decided otherwise.
     pub subject_type: SubjectType,
+    /// Allowed the admin API (scope `civitas:admin`) by the operator; never
+    /// through registration metadata.
+    pub admin: bool,
     /// When it was registered.
     pub created_at: UnixTime,
     /// When its metadata last changed.
@@ -153,6 +158,8 @@ pub struct OperatorOptions {
     pub subject_type: SubjectType,
     /// Issue a registration access token (RFC 7592)?
     pub registration_token: bool,
+    /// May obtain `civitas:admin` tokens (client_credentials) for the admin API.
+    pub admin: bool,
 }
 
 impl Default for OperatorOptions {
@@ -162,6 +169,7 @@ impl Default for OperatorOptions {
             first_party: false,
             subject_type: SubjectType::Pairwise,
             registration_token: true,
+            admin: false,
         }
     }
 }
@@ -229,6 +237,7 @@ impl Clients {
             metadata,
             first_party: options.first_party,
             subject_type: options.subject_type,
+            admin: options.admin,
             created_at: now,
             updated_at: now,
             secret_hash: client_secret.as_ref().map(Secret::hash),
@@ -239,8 +248,10 @@ impl Clients {
             .client(client.client_id.as_str())
             .with("first_party", client.first_party)
             .with("subject_type", client.subject_type.as_str())
+            .with("admin", client.admin)
             .with("redirect_uris", client.metadata.redirect_uris.len());
-        store::insert_client(&self.db, &client, &event).await?;
+        let events = audit::with_admin_action(event, "client.register");
+        store::insert_client(&self.db, &client, &events).await?;
         tracing::info!("client registered");
         Ok(Issued {
             client,
@@ -376,7 +387,8 @@ impl Clients {
     /// If the database fails.
     pub async fn delete(&self, client_id: &str, actor: &Actor) -> Result<bool, ClientError> {
         let event = Event::by(Kind::ClientDeleted, actor.clone()).client(client_id);
-        let deleted = store::delete_client(&self.db, client_id, &event, self.clock.now()).await?;
+        let events = audit::with_admin_action(event, "client.delete");
+        let deleted = store::delete_client(&self.db, client_id, &events, self.clock.now()).await?;
         self.forget(client_id);
         if deleted {
             tracing::info!(client_id, "client deleted");
@@ -416,6 +428,37 @@ impl Clients {
 }
 
 impl Clients {
+    /// Allows or forbids `client_id` the admin API (operator command only).
+    /// Takes effect at the next admin call: the API reads the flag from the
+    /// database at every call, so a token issued before a demotion stops
+    /// working at once. `false` if there is no such client.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub async fn set_admin(
+        &self,
+        client_id: &str,
+        admin: bool,
+        actor: &Actor,
+    ) -> Result<bool, ClientError> {
+        let event = Event::by(Kind::ClientChanged, actor.clone())
+            .client(client_id)
+            .with("change", "admin")
+            .with("admin", admin);
+        let done = store::set_admin(&self.db, client_id, admin, &event, self.clock.now()).await?;
+        self.forget(client_id);
+        Ok(done)
+    }
+
+    /// Is `client_id` allowed the admin API now? Read from the database,
+    /// never from the recent-clients cache.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub async fn is_admin(&self, client_id: &str) -> Result<bool, ClientError> {
+        Ok(store::is_admin(&self.db, client_id).await?)
+    }
+
     /// Replaces the registration access token `old` of `client` with a new
     /// one, only if `old` is still the current one (two concurrent uses of
     /// one token: the second is refused).
@@ -503,13 +546,14 @@ impl Clients {
             .with("change", "allowed_claims")
             .with("claims", claims.to_vec())
             .with("legal_basis", legal_basis.trim());
+        let events = audit::with_admin_action(event, "client.allow_claims");
         store::set_allowed_claims(
             &self.db,
             client_id,
             claims,
             legal_basis.trim(),
             self.clock.now(),
-            &event,
+            &events,
         )
         .await?;
         tracing::info!(client_id, count = claims.len(), "verified claims allowed");

@@ -16,12 +16,12 @@ fn metadata_json(client: &Client) -> Result<String, StoreError> {
 pub(super) async fn insert_client(
     db: &Database,
     client: &Client,
-    event: &Event,
+    events: &[Event],
 ) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO clients (client_id, secret_hash, registration_token_hash, metadata, first_party, \
-         subject_type, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         subject_type, created_at, updated_at, admin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(client.client_id.as_str())
     .bind(client.secret_hash.as_ref().map(|h| h.as_str().to_owned()))
@@ -31,9 +31,10 @@ pub(super) async fn insert_client(
     .bind(client.subject_type.as_str())
     .bind(client.created_at.0)
     .bind(client.updated_at.0)
+    .bind(i64::from(client.admin))
     .execute(&mut *tx)
     .await?;
-    audit::record(&mut tx, event, client.created_at).await?;
+    audit::record_all(&mut tx, events, client.created_at).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -68,7 +69,7 @@ pub(super) async fn get_client(
 ) -> Result<Option<Client>, StoreError> {
     let row = sqlx::query(
         "SELECT client_id, secret_hash, registration_token_hash, metadata, first_party, subject_type, \
-         created_at, updated_at FROM clients WHERE client_id = $1",
+         created_at, updated_at, admin FROM clients WHERE client_id = $1",
     )
     .bind(client_id)
     .fetch_optional(db.pool())
@@ -79,7 +80,7 @@ pub(super) async fn get_client(
 pub(super) async fn list_clients(db: &Database) -> Result<Vec<Client>, StoreError> {
     let rows = sqlx::query(
         "SELECT client_id, secret_hash, registration_token_hash, metadata, first_party, subject_type, \
-         created_at, updated_at FROM clients ORDER BY created_at, client_id",
+         created_at, updated_at, admin FROM clients ORDER BY created_at, client_id",
     )
     .fetch_all(db.pool())
     .await?;
@@ -89,7 +90,7 @@ pub(super) async fn list_clients(db: &Database) -> Result<Vec<Client>, StoreErro
 pub(super) async fn delete_client(
     db: &Database,
     client_id: &str,
-    event: &Event,
+    events: &[Event],
     now: UnixTime,
 ) -> Result<bool, StoreError> {
     let mut tx = db.begin().await?;
@@ -100,9 +101,42 @@ pub(super) async fn delete_client(
     if done.rows_affected() == 0 {
         return Ok(false);
     }
+    audit::record_all(&mut tx, events, now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn set_admin(
+    db: &Database,
+    client_id: &str,
+    admin: bool,
+    event: &Event,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    let mut tx = db.begin().await?;
+    let done = sqlx::query("UPDATE clients SET admin = $2, updated_at = $3 WHERE client_id = $1")
+        .bind(client_id)
+        .bind(i64::from(admin))
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
     audit::record(&mut tx, event, now).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+pub(super) async fn is_admin(db: &Database, client_id: &str) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT admin FROM clients WHERE client_id = $1")
+        .bind(client_id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(match row {
+        Some(r) => flag(r.try_get("admin")?),
+        None => false,
+    })
 }
 
 fn from_row(row: &AnyRow) -> Result<Client, StoreError> {
@@ -118,6 +152,7 @@ fn from_row(row: &AnyRow) -> Result<Client, StoreError> {
         metadata,
         first_party: flag(row.try_get("first_party")?),
         subject_type,
+        admin: flag(row.try_get("admin")?),
         created_at: UnixTime(row.try_get("created_at")?),
         updated_at: UnixTime(row.try_get("updated_at")?),
         secret_hash: row
@@ -170,7 +205,7 @@ pub(super) async fn set_allowed_claims(
     claims: &[String],
     legal_basis: &str,
     now: UnixTime,
-    event: &Event,
+    events: &[Event],
 ) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
     sqlx::query("DELETE FROM client_claim_permissions WHERE client_id = $1")
@@ -186,7 +221,7 @@ pub(super) async fn set_allowed_claims(
             .execute(&mut *tx)
             .await?;
     }
-    audit::record(&mut tx, event, now).await?;
+    audit::record_all(&mut tx, events, now).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -16,7 +16,10 @@
 //!
 //! Every grant, acceptance and revocation goes to the audit log.
 
+mod operator;
 pub mod register;
+
+pub use operator::{Organization, revoke_cascade};
 
 use sqlx::Row as _;
 

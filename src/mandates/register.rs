@@ -232,7 +232,8 @@ pub async fn import(
         .with("organizations", summary.organizations)
         .with("representatives", summary.representatives)
         .with("removed", summary.removed);
-    crate::audit::record(&mut tx, &event, now).await?;
+    let events = crate::audit::with_admin_action(event, "register.import");
+    crate::audit::record_all(&mut tx, &events, now).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(summary)
 }

@@ -60,7 +60,10 @@ const COLUMNS: &str = "grant_id, client_id, account_id, sid, scope, claims, auth
                        created_at, expires_at, revoked_at, representation";
 
 /// Stores a new grant, recording the hash of the code it came from, and
-/// the audit entries `events` (what was released), in one transaction.
+/// the audit entries `events` (what was released), in one transaction;
+/// `false` (nothing stored) if the account is locked, so that a code
+/// issued just before a lock yields no grant. The lock is checked in the
+/// insert itself: no extra round trip.
 ///
 /// # Errors
 /// If the database fails (including a second grant for the same code);
@@ -70,12 +73,13 @@ pub async fn insert(
     g: &Grant,
     code_hash: Option<&SecretHash>,
     events: &[crate::audit::Event],
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let mut tx = db.begin().await?;
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO grants (grant_id, code_hash, client_id, account_id, sid, scope, claims, auth_time, acr, amr, \
          offline, created_at, expires_at, representation) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+         WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE account_id = $4 AND locked_at IS NOT NULL)",
     )
     .bind(&g.grant_id)
     .bind(code_hash.map(|h| h.as_str().to_owned()))
@@ -93,9 +97,12 @@ pub async fn insert(
     .bind(g.representation.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()))
     .execute(&mut *tx)
     .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
     crate::audit::record_all(&mut tx, events, g.created_at).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(true)
 }
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Grant, StoreError> {

@@ -15,7 +15,7 @@ use super::params::{Params, Scope};
 use super::tokens::IdTokenClaims;
 use super::{ClientCredentials, OAuthError, Provider};
 use crate::audit::{Actor, Event, Kind};
-use crate::clients::{AuthMethod, Client, GrantType};
+use crate::clients::{ADMIN_SCOPE, AuthMethod, Client, GrantType};
 use crate::secrets::{Secret, SecretHash, random_token};
 
 /// A successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
@@ -110,8 +110,12 @@ impl Provider {
             "refresh_token" => self.refresh(&client, &mut params).await,
             "client_credentials" => {
                 self.machine_token(&client, &mut params, GrantType::ClientCredentials)
+                    .await
             }
-            JWT_BEARER if bare => self.machine_token(&client, &mut params, GrantType::JwtBearer),
+            JWT_BEARER if bare => {
+                self.machine_token(&client, &mut params, GrantType::JwtBearer)
+                    .await
+            }
             JWT_BEARER => Err(OAuthError::invalid_request(
                 "send the assertion alone; it authenticates the client",
             )),
@@ -190,7 +194,11 @@ impl Provider {
                     .with("mandate", r.mandate.as_str()),
             );
         }
-        grants::insert(&self.db, &grant, Some(&code_hash), &events).await?;
+        if !grants::insert(&self.db, &grant, Some(&code_hash), &events).await? {
+            return Err(OAuthError::invalid_grant(
+                "the account was locked after the code was issued",
+            ));
+        }
         self.issue_tokens(client, &grant, granted.nonce.as_deref(), &grant.scope, true)
             .await
     }
@@ -443,8 +451,11 @@ impl Provider {
 
     /// A token for the client itself: `client_credentials`, or the JWT
     /// bearer grant (RFC 7523 §2.1) whose assertion names the client as its
-    /// own subject.
-    fn machine_token(
+    /// own subject. The admin API's scope (`civitas:admin`) is granted only
+    /// through `client_credentials`, only when asked for, and only to a
+    /// client the operator marked admin (read from the database, not the
+    /// five-second cache).
+    async fn machine_token(
         &self,
         client: &Client,
         params: &mut Params,
@@ -456,7 +467,20 @@ impl Provider {
             None => registered.clone(),
             Some(s) => Scope::parse(&s).map_err(|e| OAuthError::new("invalid_scope", e))?,
         };
-        let extra = scope.not_in(&registered);
+        if scope.contains(ADMIN_SCOPE)
+            && !(grant == GrantType::ClientCredentials
+                && self.clients.is_admin(client.client_id.as_str()).await?)
+        {
+            return Err(OAuthError::new(
+                "invalid_scope",
+                format!("{ADMIN_SCOPE} is only for clients the operator allowed the admin API"),
+            ));
+        }
+        let extra: Vec<_> = scope
+            .not_in(&registered)
+            .into_iter()
+            .filter(|s| *s != ADMIN_SCOPE)
+            .collect();
         if !extra.is_empty() {
             return Err(OAuthError::new(
                 "invalid_scope",

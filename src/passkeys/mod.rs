@@ -60,6 +60,9 @@ pub enum PasskeyError {
     /// No such passkey on this account.
     #[error("no such passkey")]
     NotFound,
+    /// The account is locked by the operator: it cannot sign in.
+    #[error("this account is locked; contact the service desk")]
+    Locked,
     /// The issuer URL cannot serve as a WebAuthn relying party.
     #[error("WebAuthn configuration: {0}")]
     Config(String),
@@ -347,7 +350,8 @@ impl Passkeys {
     /// signature, user verification, counter) and records its use.
     ///
     /// # Errors
-    /// [`PasskeyError::Expired`] or [`PasskeyError::Rejected`].
+    /// [`PasskeyError::Expired`], [`PasskeyError::Rejected`], or
+    /// [`PasskeyError::Locked`] for a locked account.
     pub async fn finish_signin(
         &self,
         ceremony_id: &str,
@@ -365,7 +369,7 @@ impl Passkeys {
             .identify_discoverable_authentication(credential)
             .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
         let cred_id = base64_url(cred_id);
-        let (account_id, mut passkey, device_bound) =
+        let (account_id, mut passkey, device_bound, locked) =
             store::find_passkey(&self.db, &cred_id, user_handle)
                 .await?
                 .ok_or_else(|| {
@@ -375,6 +379,11 @@ impl Passkeys {
             .webauthn
             .finish_discoverable_authentication_v2(credential, state, &passkey)
             .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
+        // Refused only after the assertion verified: only the passkey's
+        // holder learns that the account is locked.
+        if locked {
+            return Err(PasskeyError::Locked);
+        }
         passkey.update_credential(&result);
         let proofing = crate::eid::proofing_level(&self.db, &account_id).await?;
         let acr = Level::achieved(proofing, device_bound);

@@ -207,13 +207,16 @@ pub(super) async fn credential_ids(
 }
 
 /// The passkey with this id, if it belongs to the account with this user handle.
+/// The account, passkey, device-bound flag and lock state of a credential.
+pub(super) type Found = (AccountId, Passkey, bool, bool);
+
 pub(super) async fn find_passkey(
     db: &Database,
     credential_id: &str,
     user_handle: Uuid,
-) -> Result<Option<(AccountId, Passkey, bool)>, StoreError> {
+) -> Result<Option<Found>, StoreError> {
     let row = sqlx::query(
-        "SELECT p.account_id, p.passkey, p.backup_eligible FROM passkeys p JOIN accounts a ON a.account_id = p.account_id \
+        "SELECT p.account_id, p.passkey, p.backup_eligible, a.locked_at FROM passkeys p JOIN accounts a ON a.account_id = p.account_id \
          WHERE p.credential_id = $1 AND a.user_handle = $2",
     )
     .bind(credential_id)
@@ -227,6 +230,7 @@ pub(super) async fn find_passkey(
         AccountId::new(r.try_get::<String, _>("account_id")?),
         passkey,
         !flag(r.try_get("backup_eligible")?),
+        r.try_get::<Option<i64>, _>("locked_at")?.is_some(),
     )))
 }
 

@@ -10,7 +10,21 @@
 //!
 //! A session ends when idle for `sessions.idle_timeout` (`idle_timeout_high`
 //! at level of assurance high), when older than
-//! `sessions.absolute_timeout`, or at logout.
+//! `sessions.absolute_timeout`, at logout, or when its account is locked or
+//! erased.
+//!
+//! Sessions are keyed by cookie hash, so the store cannot list an account's
+//! sessions. Locking an account instead writes a marker, `locked:<account>`
+//! in the session namespace, holding the time of the lock, for as long as
+//! any session may live (`absolute_timeout`). [`Sessions::current`] reads
+//! it with the session and ends a session that began at or before that
+//! time, on every instance at once (they share the store). The cost is one
+//! more read of the ephemeral store per session load (in process, a shard
+//! lock; with Redis, one round trip). The marker and the sessions live in
+//! the same store, so they are lost together or not at all. It stays after
+//! an unlock: sessions from before the lock never come back, and sessions
+//! begun after it are not affected (one begun in the very second of the lock
+//! ends too).
 
 use std::time::Duration;
 
@@ -82,6 +96,11 @@ const TOUCH_EVERY: u64 = 60;
 
 fn key(cookie: &str) -> Key {
     Key::new(Namespace::Session, SecretHash::of(cookie).as_str())
+}
+
+/// The marker that ends an account's sessions begun at or before a time.
+fn ended_key(account: &AccountId) -> Key {
+    Key::new(Namespace::Session, format!("locked:{}", account.as_str()))
 }
 
 impl Sessions {
@@ -203,6 +222,7 @@ impl Sessions {
         let now = self.clock.now();
         if session.last_seen.secs_until(now) >= self.idle_timeout(&session)
             || session.created_at.secs_until(now) >= self.settings.absolute_timeout.as_secs()
+            || self.ended_for_account(&session).await?
         {
             self.cache.delete(&key(cookie)).await?;
             return Ok(None);
@@ -212,6 +232,38 @@ impl Sessions {
             self.write(&Secret::new(cookie), &session).await?;
         }
         Ok(Some(session))
+    }
+
+    /// Ends, on every instance, every session of `account` that began at or
+    /// before `at` (an account locked or erased). See the module
+    /// documentation for how and at what cost.
+    ///
+    /// # Errors
+    /// If the ephemeral store is unavailable; nothing is ended then.
+    pub async fn end_all_of(
+        &self,
+        account: &AccountId,
+        at: UnixTime,
+    ) -> Result<(), EphemeralError> {
+        self.cache
+            .put(
+                &ended_key(account),
+                at.0.to_string().as_bytes(),
+                Duration::from_secs(self.settings.absolute_timeout.as_secs().max(1)),
+            )
+            .await
+    }
+
+    /// Did [`Sessions::end_all_of`] end `session`?
+    async fn ended_for_account(&self, session: &Session) -> Result<bool, EphemeralError> {
+        let Some(bytes) = self.cache.get(&ended_key(&session.account_id)).await? else {
+            return Ok(false);
+        };
+        let ended_at = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(i64::MAX);
+        Ok(session.created_at.0 <= ended_at)
     }
 
     /// Ends the session named by `cookie`; the session, if there was one.

@@ -435,13 +435,21 @@ async fn recover(
     {
         return Ok(retry("Too many attempts. Please wait a few minutes."));
     }
-    let Some(account) = recovery::redeem(&app.db, &f.recovery_code, app.clock.now())
+    let account = match recovery::redeem(&app.db, &f.recovery_code, app.clock.now())
         .await
         .map_err(err)?
-    else {
-        return Ok(retry(
-            "That recovery code is not valid or was already used.",
-        ));
+    {
+        recovery::Redeemed::Account(account) => account,
+        recovery::Redeemed::Locked => {
+            let mut res = retry("This account is locked. Contact the service desk.");
+            *res.status_mut() = StatusCode::FORBIDDEN;
+            return Ok(res);
+        }
+        recovery::Redeemed::Invalid => {
+            return Ok(retry(
+                "That recovery code is not valid or was already used.",
+            ));
+        }
     };
     let previous = session::read(&app.settings, &headers);
     let (_, cookie) = app

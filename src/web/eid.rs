@@ -203,6 +203,16 @@ async fn callback(
                     message: "No Civitas account has been proven with this eID. Create an account, then enroll your eID.".into(),
                 });
             };
+            if crate::accounts::lock::is_locked(&app.db, &account)
+                .await
+                .map_err(OAuthError::from)?
+            {
+                return Err(PageError::Client {
+                    status: StatusCode::FORBIDDEN,
+                    title: "Account locked",
+                    message: "This Civitas account is locked and cannot be recovered. Contact the service desk.".into(),
+                });
+            }
             let event = Event::citizen(Kind::EidRecovery, &account)
                 .with("scheme", identity.scheme.as_str())
                 .with("level", identity.level.alias());

@@ -44,6 +44,7 @@ use tower_http::request_id::{
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{OnResponse, TraceLayer};
 
+pub use admin::routes as admin_routes;
 pub use error::{ApiError, PageError};
 
 use crate::app::Civitas;
@@ -184,7 +185,7 @@ pub fn router(app: State) -> Router {
         .merge(activity::routes())
         .merge(eid::routes())
         .merge(organizations::routes())
-        .merge(admin::routes())
+        .merge(admin::router())
         .merge(dashboard::routes())
         .merge(registration::routes())
         .merge(authorize::routes())

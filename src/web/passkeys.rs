@@ -42,6 +42,12 @@ impl From<PasskeyError> for ApiError {
                 description: e.to_string(),
                 www_authenticate: None,
             },
+            PasskeyError::Locked => Self::Client {
+                status: StatusCode::FORBIDDEN,
+                code: "account_locked",
+                description: e.to_string(),
+                www_authenticate: None,
+            },
             PasskeyError::NotFound => Self::Client {
                 status: StatusCode::NOT_FOUND,
                 code: "not_found",

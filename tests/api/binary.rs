@@ -111,6 +111,43 @@ fn operators_add_list_show_and_remove_clients_and_rotate_keys() {
         shown["redirect_uris"],
         serde_json::json!(["https://tax.agency.example/cb"])
     );
+    assert_eq!(shown["admin"], false);
+    // Only the operator marks a client admin, and can take it back.
+    assert!(run(&["clients", "set-admin", &client_id, "true"]).contains("may use"));
+    let shown: serde_json::Value =
+        serde_json::from_str(&run(&["clients", "show", &client_id])).unwrap();
+    assert_eq!(shown["admin"], true);
+    assert!(run(&["clients", "list"]).contains("admin"));
+    run(&["clients", "set-admin", &client_id, "false"]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&run(&["clients", "show", &client_id])).unwrap();
+    assert_eq!(shown["admin"], false);
+    let console = run(&[
+        "clients",
+        "add",
+        "--name",
+        "Console",
+        "--grant",
+        "client_credentials",
+        "--admin",
+    ]);
+    let console_id = console
+        .lines()
+        .find_map(|l| l.strip_prefix("client_id:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let shown: serde_json::Value =
+        serde_json::from_str(&run(&["clients", "show", &console_id])).unwrap();
+    assert_eq!(shown["admin"], true);
+    assert!(
+        !civitas(dir.path())
+            .args(["clients", "set-admin", "no-such-client", "true"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
     assert!(run(&["clients", "reset-secret", &client_id]).contains("client_secret:"));
     run(&["clients", "remove", &client_id]);
     assert!(!run(&["clients", "list"]).contains("Tax portal"));

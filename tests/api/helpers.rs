@@ -194,7 +194,7 @@ impl TestEnv {
     pub fn settings_for(&self, issuer: &str, port: u16, extra: &str) -> Settings {
         let toml = format!(
             "issuer = \"{issuer}\"\nlisten = \"127.0.0.1:{port}\"\ndatabase_url = {:?}\n\
-             cache_url = {:?}\ncache_prefix = {:?}\nkeys_dir = {:?}\nregistration_token = {:?}\nadmin_token = \"test-admin-token-0123456789\"\n\
+             cache_url = {:?}\ncache_prefix = {:?}\nkeys_dir = {:?}\nregistration_token = {:?}\n\
              mail.outbox_dir = {:?}\n{extra}",
             self.database_url,
             self.cache_url,

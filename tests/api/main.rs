@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod admin;
+mod admin_data;
 mod assurance;
 mod audit;
 mod authenticator;

@@ -378,12 +378,13 @@ async fn the_register_is_imported_through_the_admin_api(stack: Stack) {
     assert_eq!(
         res.status(),
         401,
-        "the registration token is not the admin token"
+        "the registration token is not an admin access token"
     );
+    let (_, token) = crate::admin::admin(&app).await;
     let res = app
         .http
         .post(&url)
-        .bearer_auth("test-admin-token-0123456789")
+        .bearer_auth(&token)
         .json(&body)
         .send()
         .await
@@ -397,7 +398,7 @@ async fn the_register_is_imported_through_the_admin_api(stack: Stack) {
     let res = app
         .http
         .post(&url)
-        .bearer_auth("test-admin-token-0123456789")
+        .bearer_auth(&token)
         .body("[{\"country\": 1}]")
         .send()
         .await

@@ -850,6 +850,7 @@ async fn first_party_and_public_subject_clients_are_operator_decisions() {
                 first_party: true,
                 subject_type: SubjectType::Public,
                 registration_token: false,
+                admin: false,
             },
             &civitas::audit::Actor::Operator,
         )

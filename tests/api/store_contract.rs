@@ -52,6 +52,7 @@ async fn clients_round_trip_through_the_store(stack: Stack) {
                 first_party: true,
                 subject_type: SubjectType::Public,
                 registration_token: true,
+                admin: false,
             },
             &civitas::audit::Actor::Operator,
         )
