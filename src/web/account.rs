@@ -166,6 +166,7 @@ async fn account(
         restricted: session.restricted,
         notice: q.notice.as_deref().and_then(notice_text),
         display_name: &acc.display_name,
+        account_ref: acc.id.as_str(),
         email: acc.email.as_deref(),
         email_verified: acc.email_verified,
         passkeys,

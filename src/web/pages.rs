@@ -58,6 +58,8 @@ pub(crate) struct Account<'a> {
     pub(crate) restricted: bool,
     pub(crate) notice: Option<&'a str>,
     pub(crate) display_name: &'a str,
+    /// The internal account id, for the service desk and the operator.
+    pub(crate) account_ref: &'a str,
     pub(crate) email: Option<&'a str>,
     pub(crate) email_verified: bool,
     pub(crate) passkeys: Vec<PasskeyRow>,

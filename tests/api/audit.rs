@@ -656,7 +656,90 @@ async fn entries_of_the_unchained_log_of_earlier_versions_join_the_chain_once(st
     assert!(verify(&app).await.is_intact());
 }
 
+async fn the_admin_api_pages_the_log_as_json_lines_and_verifies_it(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let db = &app.app().db;
+    let now = app.app().clock.now();
+    for i in 0..5 {
+        let e = Event::by(Kind::AdminAction, Actor::Operator).with("n", i);
+        civitas::audit::record_alone(db, &e, now).await.unwrap();
+    }
+    let get = |path: &str, token: Option<String>| {
+        let mut req = app.http.get(app.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    assert_eq!(get("/admin/audit", None).await.unwrap().status(), 401);
+    let (_, token) = crate::admin::admin(&app).await;
+    let mark = head(db).await;
+    let res = get("/admin/audit?after=0&limit=3", Some(token.clone()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/jsonl");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let text = res.text().await.unwrap();
+    let page: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        page.iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    // The call itself is recorded, after the page was read.
+    let e = since(db, mark).await;
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].fact("action"), Some("audit.export"));
+    assert_eq!(e[0].detail["count"], 3);
+    let next = get("/admin/audit?after=3", Some(token.clone()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = next
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs[..2], [4, 5], "and then the earlier calls' own entries");
+    assert_eq!(
+        get("/admin/audit?limit=0", Some(token.clone()))
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let report: Value = get("/admin/audit/verify", Some(token.clone()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["intact"], true, "{report}");
+    exec(db, "UPDATE audit_log SET kind = 'signin' WHERE seq = 2").await;
+    let report: Value = get("/admin/audit/verify", Some(token))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["intact"], false);
+    assert_eq!(report["broken_at"], 2);
+}
+
 on_both_stacks!(
+    the_admin_api_pages_the_log_as_json_lines_and_verifies_it,
     entries_of_the_unchained_log_of_earlier_versions_join_the_chain_once,
     the_chain_verifies_and_pinpoints_an_altered_removed_or_reordered_entry,
     a_change_and_its_entry_commit_together_and_concurrent_writers_form_one_chain,

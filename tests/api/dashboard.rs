@@ -131,6 +131,12 @@ async fn the_operator_sees_every_figure_and_an_agency_only_its_own(stack: Stack)
 
     // The operator: everything.
     let (mut operator, operator_id) = citizen(&app, "Ops").await;
+    // The account page shows the reference the operator grants the role to.
+    let account_page = operator.page("/account").await;
+    assert!(account_page.contains(&format!(
+        "data-testid=\"account-reference\">{}<",
+        operator_id.as_str()
+    )));
     let grant = Event::by(Kind::AdminAction, Actor::Operator).with("action", "role granted");
     assert!(
         roles::grant_role(db, &operator_id, Role::Admin, &grant, now)

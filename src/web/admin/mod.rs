@@ -1,5 +1,5 @@
 //! The operator's admin API, under `/admin/`: clients, organizations and
-//! mandates, accounts (lock, erasure, export, roles). JSON in and out,
+//! mandates, accounts (lock, erasure, export, roles), the audit log. JSON in and out,
 //! errors as `{error, error_description}`, `Cache-Control: no-store`.
 //!
 //! Authentication ([`auth`]): a bearer access token Civitas signed, with
@@ -14,6 +14,7 @@
 //! against it by the tests.
 
 mod accounts;
+mod audit;
 mod auth;
 mod clients;
 mod openapi;
@@ -60,6 +61,8 @@ fn table() -> Vec<Route> {
             "/admin/clients/{client_id}/owners/{account_id}",
             delete(clients::remove_owner),
         ),
+        ("get", "/admin/audit", get(audit::page)),
+        ("get", "/admin/audit/verify", get(audit::verify)),
         ("get", "/admin/organizations", get(orgs::list)),
         ("post", "/admin/register", post(orgs::import)),
         (

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, clients, orgs};
+use super::{accounts, audit, clients, orgs};
 
 /// The bearer scheme: an access token with scope `civitas:admin`.
 struct BearerScheme;
@@ -60,12 +60,15 @@ impl Modify for BearerScheme {
         accounts::unlock,
         accounts::grant_role,
         accounts::revoke_role,
+        audit::page,
+        audit::verify,
     ),
     modifiers(&BearerScheme),
     tags(
         (name = "clients", description = "Relying parties"),
         (name = "organizations", description = "Business register and mandates"),
         (name = "accounts", description = "Citizens' accounts and data protection"),
+        (name = "audit", description = "The tamper-evident audit log"),
         (name = "meta", description = "This document"),
     )
 )]
