@@ -36,6 +36,17 @@ impl Role {
     }
 }
 
+/// What a grant did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granted {
+    /// It was added, and its audit entry recorded.
+    Added,
+    /// It was already there: nothing changed, nothing was recorded.
+    Unchanged,
+    /// The account (or the client) does not exist.
+    Missing,
+}
+
 /// Does `account` hold `role`?
 ///
 /// # Errors
@@ -51,8 +62,7 @@ pub async fn has_role(db: &Database, account: &AccountId, role: Role) -> Result<
     )
 }
 
-/// Grants `role` to `account` (nothing if held); records `event` if it
-/// changed anything. `false` if the account does not exist.
+/// Grants `role` to `account`; records `event` if it changed anything.
 ///
 /// # Errors
 /// If the database fails; nothing changes then.
@@ -62,7 +72,7 @@ pub async fn grant_role(
     role: Role,
     event: &Event,
     now: UnixTime,
-) -> Result<bool, StoreError> {
+) -> Result<Granted, StoreError> {
     let mut tx = db.begin().await?;
     let exists = sqlx::query("SELECT 1 AS ok FROM accounts WHERE account_id = $1")
         .bind(account.as_str())
@@ -70,7 +80,7 @@ pub async fn grant_role(
         .await?
         .is_some();
     if !exists {
-        return Ok(false);
+        return Ok(Granted::Missing);
     }
     let added = sqlx::query(
         "INSERT INTO account_roles (account_id, role, granted_at) VALUES ($1, $2, $3) \
@@ -81,11 +91,12 @@ pub async fn grant_role(
     .bind(now.0)
     .execute(&mut *tx)
     .await?;
-    if added.rows_affected() == 1 {
-        audit::record(&mut tx, event, now).await?;
+    if added.rows_affected() == 0 {
+        return Ok(Granted::Unchanged);
     }
+    audit::record(&mut tx, event, now).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Granted::Added)
 }
 
 /// Takes `role` from `account`; records `event` if it held it. `true` if
@@ -146,7 +157,7 @@ pub async fn owners_of(db: &Database, client_id: &str) -> Result<Vec<AccountId>,
 }
 
 /// Makes `account` an owner of `client_id`; records `event` if it changed
-/// anything. `false` if the account or the client does not exist.
+/// anything.
 ///
 /// # Errors
 /// If the database fails; nothing changes then.
@@ -156,7 +167,7 @@ pub async fn add_owner(
     account: &AccountId,
     event: &Event,
     now: UnixTime,
-) -> Result<bool, StoreError> {
+) -> Result<Granted, StoreError> {
     let mut tx = db.begin().await?;
     let both = sqlx::query(
         "SELECT (SELECT COUNT(*) FROM accounts WHERE account_id = $1) AS a, \
@@ -167,7 +178,7 @@ pub async fn add_owner(
     .fetch_one(&mut *tx)
     .await?;
     if both.try_get::<i64, _>("a")? == 0 || both.try_get::<i64, _>("c")? == 0 {
-        return Ok(false);
+        return Ok(Granted::Missing);
     }
     let added = sqlx::query(
         "INSERT INTO client_owners (client_id, account_id, added_at) VALUES ($1, $2, $3) \
@@ -178,11 +189,12 @@ pub async fn add_owner(
     .bind(now.0)
     .execute(&mut *tx)
     .await?;
-    if added.rows_affected() == 1 {
-        audit::record(&mut tx, event, now).await?;
+    if added.rows_affected() == 0 {
+        return Ok(Granted::Unchanged);
     }
+    audit::record(&mut tx, event, now).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Granted::Added)
 }
 
 /// Removes `account` from the owners of `client_id`; records `event` if it

@@ -527,24 +527,9 @@ impl Mandates {
             return Err(MandateError::NotEntitled);
         }
         let mut tx = self.db.begin().await?;
-        let mut frontier = vec![m.id.clone()];
-        let mut ended = 0;
-        while let Some(id) = frontier.pop() {
-            let done = sqlx::query("UPDATE mandates SET revoked_at = $2, revoked_by = $3 WHERE mandate_id = $1 AND revoked_at IS NULL")
-                .bind(&id)
-                .bind(now.0)
-                .bind(by.as_str())
-                .execute(&mut *tx)
-                .await?;
-            ended += usize::try_from(done.rows_affected()).unwrap_or(0);
-            for child in sqlx::query("SELECT mandate_id FROM mandates WHERE parent_id = $1")
-                .bind(&id)
-                .fetch_all(&mut *tx)
-                .await?
-            {
-                frontier.push(child.try_get("mandate_id")?);
-            }
-        }
+        let ended =
+            usize::try_from(operator::revoke_cascade(&mut tx, &m.id, now, by.as_str()).await?)
+                .unwrap_or(usize::MAX);
         let event = Event::citizen(Kind::MandateRevoked, by)
             .with("mandate", m.id.as_str())
             .with("org", m.org_id.as_str())

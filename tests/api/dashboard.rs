@@ -85,10 +85,17 @@ async fn the_operator_sees_every_figure_and_an_agency_only_its_own(stack: Stack)
     // The tax office's staff: its own service only.
     let (mut staff, staff_id) = citizen(&app, "Tia").await;
     let owner = Event::by(Kind::AdminAction, Actor::Operator).with("action", "owner added");
-    assert!(
+    assert_eq!(
         roles::add_owner(db, &tax.client_id, &staff_id, &owner, now)
             .await
-            .unwrap()
+            .unwrap(),
+        roles::Granted::Added
+    );
+    assert_eq!(
+        roles::add_owner(db, &tax.client_id, &staff_id, &owner, now)
+            .await
+            .unwrap(),
+        roles::Granted::Unchanged
     );
     let res = staff.get("/admin").await;
     assert_eq!(res.status(), 200);
@@ -138,10 +145,11 @@ async fn the_operator_sees_every_figure_and_an_agency_only_its_own(stack: Stack)
         operator_id.as_str()
     )));
     let grant = Event::by(Kind::AdminAction, Actor::Operator).with("action", "role granted");
-    assert!(
+    assert_eq!(
         roles::grant_role(db, &operator_id, Role::Admin, &grant, now)
             .await
-            .unwrap()
+            .unwrap(),
+        roles::Granted::Added
     );
     let page = operator.page("/admin?days=7").await;
     assert!(page.contains("Operator dashboard") && page.contains("The last 7 days"));

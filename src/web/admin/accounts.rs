@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::{Admin, ApiError, AppState, not_found, reply};
 use crate::accounts::lock::LockChange;
-use crate::accounts::roles::{self, Role};
+use crate::accounts::roles::{self, Granted, Role};
 use crate::accounts::{AccountError, AccountId};
 
 impl From<AccountError> for ApiError {
@@ -263,16 +263,22 @@ pub(super) async fn grant_role(
         .entry("role.grant")
         .account(&account)
         .with("role", role.as_str());
-    let held = roles::has_role(&app.db, &account, role).await?;
-    if held {
-        admin
-            .note(&app, &entry.with("outcome", "unchanged"))
-            .await?;
-    } else if !roles::grant_role(&app.db, &account, role, &entry, app.clock.now()).await? {
-        admin
-            .note(&app, &entry.with("outcome", "not_found"))
-            .await?;
-        return Err(not_found("account"));
+    // The grant reports what it did, so that two identical calls at once
+    // each leave exactly one entry.
+    let granted = roles::grant_role(&app.db, &account, role, &entry, app.clock.now()).await?;
+    match granted {
+        Granted::Added => {}
+        Granted::Unchanged => {
+            admin
+                .note(&app, &entry.with("outcome", "unchanged"))
+                .await?;
+        }
+        Granted::Missing => {
+            admin
+                .note(&app, &entry.with("outcome", "not_found"))
+                .await?;
+            return Err(not_found("account"));
+        }
     }
     Ok(reply(
         StatusCode::OK,
@@ -280,7 +286,7 @@ pub(super) async fn grant_role(
             account_id: account.as_str().to_owned(),
             role: role.as_str().to_owned(),
             held: true,
-            changed: !held,
+            changed: granted == Granted::Added,
         },
     ))
 }

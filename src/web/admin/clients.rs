@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 
 use super::super::extract::{Body, json};
 use super::{Admin, ApiError, AppState, not_found, reply};
-use crate::accounts::{AccountId, roles};
+use crate::accounts::AccountId;
+use crate::accounts::roles::{self, Granted};
 use crate::clients::{Client, ClientError, MetadataRequest, OperatorOptions, SubjectType};
 
 /// A client as the operator sees it.
@@ -312,18 +313,20 @@ pub(super) async fn add_owner(
         .entry("client.add_owner")
         .client(&client_id)
         .account(&account);
-    let already = roles::owned_clients(&app.db, &account)
-        .await?
-        .contains(&client_id);
-    if already {
-        admin
-            .note(&app, &entry.with("outcome", "unchanged"))
-            .await?;
-    } else if !roles::add_owner(&app.db, &client_id, &account, &entry, app.clock.now()).await? {
-        admin
-            .note(&app, &entry.with("outcome", "not_found"))
-            .await?;
-        return Err(not_found("client or account"));
+    let granted = roles::add_owner(&app.db, &client_id, &account, &entry, app.clock.now()).await?;
+    match granted {
+        Granted::Added => {}
+        Granted::Unchanged => {
+            admin
+                .note(&app, &entry.with("outcome", "unchanged"))
+                .await?;
+        }
+        Granted::Missing => {
+            admin
+                .note(&app, &entry.with("outcome", "not_found"))
+                .await?;
+            return Err(not_found("client or account"));
+        }
     }
     Ok(reply(
         StatusCode::OK,
@@ -331,7 +334,7 @@ pub(super) async fn add_owner(
             client_id,
             account_id: account.as_str().to_owned(),
             owner: true,
-            changed: !already,
+            changed: granted == Granted::Added,
         },
     ))
 }
