@@ -52,10 +52,7 @@ async fn activity(
     headers: HeaderMap,
     Query(q): Query<Page>,
 ) -> Result<Response, PageError> {
-    let Some(session) = super::authorize::current_session(&app, &headers)
-        .await?
-        .filter(|s| !s.restricted)
-    else {
+    let Some(session) = super::authorize::full_session(&app, &headers).await? else {
         return Ok(Redirect::to("/signin").into_response());
     };
     let entries = crate::audit::query::for_account_before(

@@ -37,6 +37,17 @@ pub(super) async fn current_session(
         .map_err(|e| crate::oidc::OAuthError::from(e).into())
 }
 
+/// The browser's live full session (not a recovery session), if any: what
+/// the citizen's own pages need.
+pub(super) async fn full_session(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Session>, PageError> {
+    Ok(current_session(app, headers)
+        .await?
+        .filter(|s| !s.restricted))
+}
+
 async fn authorize_get(
     State(app): State<AppState>,
     headers: HeaderMap,

@@ -62,10 +62,7 @@ async fn dashboard(
     headers: HeaderMap,
     Query(p): Query<Params>,
 ) -> Result<Response, PageError> {
-    let Some(session) = super::authorize::current_session(&app, &headers)
-        .await?
-        .filter(|s| !s.restricted)
-    else {
+    let Some(session) = super::authorize::full_session(&app, &headers).await? else {
         return Ok(Redirect::to("/signin").into_response());
     };
     let db = &app.db;

@@ -74,10 +74,7 @@ async fn start_enrollment(
     headers: HeaderMap,
     Query(q): Query<Start>,
 ) -> Result<Response, PageError> {
-    let Some(session) = super::authorize::current_session(&app, &headers)
-        .await?
-        .filter(|s| !s.restricted)
-    else {
+    let Some(session) = super::authorize::full_session(&app, &headers).await? else {
         return Ok(Redirect::to("/signin").into_response());
     };
     let resume = q.auth.filter(|a| {

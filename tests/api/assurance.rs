@@ -139,14 +139,7 @@ async fn a_demand_above_the_session_level_gets_step_up_or_unmet_requirements_nev
     assert_eq!(param(&params, "error").as_deref(), Some("invalid_request"));
 
     // Proofed at high by eID, signed in with a synced passkey: substantial.
-    let account = app
-        .app()
-        .sessions
-        .current(b.session_cookie().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .account_id;
+    let account = b.account_id().await;
     eid::bind(
         &app.app().db,
         &app.app().eid_keys,

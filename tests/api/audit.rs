@@ -230,14 +230,7 @@ async fn a_change_and_its_entry_commit_together_and_concurrent_writers_form_one_
     let mut b = Browser::new(&app);
     b.create_account(&mut key, "Uno", "uno@example.eu", None)
         .await;
-    let account = app
-        .app()
-        .sessions
-        .current(b.session_cookie().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .account_id;
+    let account = b.account_id().await;
     let only = app.app().passkeys.list(&account).await.unwrap()[0]
         .credential_id
         .clone();
@@ -292,14 +285,7 @@ async fn every_change_of_a_citizen_writes_exactly_one_entry_of_its_kind(stack: S
         kinds_since(db, mark).await,
         ["account.created", "passkey.added"]
     );
-    let account = app
-        .app()
-        .sessions
-        .current(b.session_cookie().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .account_id;
+    let account = b.account_id().await;
     assert!(
         since(db, mark)
             .await

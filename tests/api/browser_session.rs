@@ -68,6 +68,18 @@ impl<'a> Browser<'a> {
         self.web.post_json_with(path, body, headers).await.unwrap()
     }
 
+    /// The account of this browser's live session.
+    pub async fn account_id(&self) -> civitas::accounts::AccountId {
+        self.app
+            .app()
+            .sessions
+            .current(self.session_cookie().expect("a session cookie"))
+            .await
+            .expect("the session store")
+            .expect("a live session")
+            .account_id
+    }
+
     pub async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.web.post_form(path, form).await.unwrap()
     }

@@ -17,14 +17,7 @@ async fn citizen<'a>(app: &'a TestApp, name: &str) -> (Browser<'a>, AccountId) {
     let mut b = Browser::new(app);
     b.create_account(&mut key, name, &format!("{name}@example.eu"), None)
         .await;
-    let id = app
-        .app()
-        .sessions
-        .current(b.session_cookie().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .account_id;
+    let id = b.account_id().await;
     (b, id)
 }
 

@@ -99,14 +99,7 @@ async fn signed_up(
     let mut b = Browser::new(app);
     b.create_account(&mut key, "Mari", "mari@example.eu", None)
         .await;
-    let account = app
-        .app()
-        .sessions
-        .current(b.session_cookie().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .account_id;
+    let account = b.account_id().await;
     (b, key, account)
 }
 

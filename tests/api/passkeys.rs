@@ -247,14 +247,7 @@ async fn a_lost_passkey_is_replaced_with_a_recovery_code_used_once(stack: Stack)
         .map(|s| s[..s.find('<').unwrap()].to_owned())
         .collect();
     assert_eq!(codes.len(), 10);
-    let account_id = app
-        .app()
-        .sessions
-        .current(b.session_cookie().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .account_id;
+    let account_id = b.account_id().await;
     let stored: Vec<(String,)> =
         sqlx::query_as("SELECT code_hash FROM recovery_codes WHERE account_id = $1")
             .bind(account_id.as_str())
@@ -340,14 +333,7 @@ async fn the_email_address_is_verified_with_a_mailed_code(stack: Stack) {
     b.create_account(&mut key, "Yara", "yara@example.eu", None)
         .await;
     let rp = app.portal(json!({})).await;
-    let account_id = app
-        .app()
-        .sessions
-        .current(b.session_cookie().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .account_id;
+    let account_id = b.account_id().await;
     b.page("/account").await;
     let res = b.post_form("/account/email/send", &[]).await;
     assert!(

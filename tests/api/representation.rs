@@ -27,14 +27,7 @@ async fn proven<'a>(
     let mut key = SoftAuthenticator::new(&app.base, false);
     let mut b = Browser::new(app);
     b.create_account(&mut key, person, email, None).await;
-    let account = app
-        .app()
-        .sessions
-        .current(b.session_cookie().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .account_id;
+    let account = b.account_id().await;
     let identity = ProvenIdentity {
         connector: "sim".into(),
         scheme: "simulated-eid".into(),

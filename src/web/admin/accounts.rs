@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::{Admin, ApiError, AppState, not_found, reply};
 use crate::accounts::lock::LockChange;
-use crate::accounts::roles::{self, Granted, Role};
+use crate::accounts::roles::{self, Role};
 use crate::accounts::{AccountError, AccountId};
 
 impl From<AccountError> for ApiError {
@@ -266,27 +266,14 @@ pub(super) async fn grant_role(
     // The grant reports what it did, so that two identical calls at once
     // each leave exactly one entry.
     let granted = roles::grant_role(&app.db, &account, role, &entry, app.clock.now()).await?;
-    match granted {
-        Granted::Added => {}
-        Granted::Unchanged => {
-            admin
-                .note(&app, &entry.with("outcome", "unchanged"))
-                .await?;
-        }
-        Granted::Missing => {
-            admin
-                .note(&app, &entry.with("outcome", "not_found"))
-                .await?;
-            return Err(not_found("account"));
-        }
-    }
+    let changed = admin.granted(&app, entry, granted, "account").await?;
     Ok(reply(
         StatusCode::OK,
         &RoleState {
             account_id: account.as_str().to_owned(),
             role: role.as_str().to_owned(),
             held: true,
-            changed: granted == Granted::Added,
+            changed,
         },
     ))
 }

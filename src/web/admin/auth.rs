@@ -19,6 +19,7 @@ use axum::http::request::Parts;
 
 use super::super::extract::bearer;
 use super::{ApiError, AppState};
+use crate::accounts::roles::Granted;
 use crate::audit::{self, Actor, Event, Kind};
 use crate::clients::ADMIN_SCOPE;
 use crate::oidc::OAuthError;
@@ -86,6 +87,30 @@ impl Admin {
     /// The call's `admin.action` entry, for calls that change nothing.
     pub(crate) fn entry(&self, action: &str) -> Event {
         Event::by(Kind::AdminAction, self.actor()).with("action", action)
+    }
+
+    /// Completes a grant's record: an added grant recorded its entry with
+    /// the change; otherwise the call's entry says `unchanged`, or
+    /// `not_found` and the call answers 404 naming `what`. `true` if the
+    /// grant was added.
+    pub(crate) async fn granted(
+        &self,
+        app: &AppState,
+        entry: Event,
+        granted: Granted,
+        what: &str,
+    ) -> Result<bool, ApiError> {
+        match granted {
+            Granted::Added => Ok(true),
+            Granted::Unchanged => {
+                self.note(app, &entry.with("outcome", "unchanged")).await?;
+                Ok(false)
+            }
+            Granted::Missing => {
+                self.note(app, &entry.with("outcome", "not_found")).await?;
+                Err(super::not_found(what))
+            }
+        }
     }
 
     /// Records `event` on its own (reads, no-ops, missing targets).

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::super::extract::{Body, json};
 use super::{Admin, ApiError, AppState, not_found, reply};
 use crate::accounts::AccountId;
-use crate::accounts::roles::{self, Granted};
+use crate::accounts::roles;
 use crate::clients::{Client, ClientError, MetadataRequest, OperatorOptions, SubjectType};
 
 /// A client as the operator sees it.
@@ -314,27 +314,16 @@ pub(super) async fn add_owner(
         .client(&client_id)
         .account(&account);
     let granted = roles::add_owner(&app.db, &client_id, &account, &entry, app.clock.now()).await?;
-    match granted {
-        Granted::Added => {}
-        Granted::Unchanged => {
-            admin
-                .note(&app, &entry.with("outcome", "unchanged"))
-                .await?;
-        }
-        Granted::Missing => {
-            admin
-                .note(&app, &entry.with("outcome", "not_found"))
-                .await?;
-            return Err(not_found("client or account"));
-        }
-    }
+    let changed = admin
+        .granted(&app, entry, granted, "client or account")
+        .await?;
     Ok(reply(
         StatusCode::OK,
         &Ownership {
             client_id,
             account_id: account.as_str().to_owned(),
             owner: true,
-            changed: granted == Granted::Added,
+            changed,
         },
     ))
 }
