@@ -512,8 +512,29 @@ async fn a_locked_account_cannot_sign_in_and_its_session_and_tokens_end(stack: S
     let log = civitas::audit::for_account(&app.app().db, &account, 100)
         .await
         .unwrap();
-    assert!(log.iter().any(|e| e.kind == "account.locked"));
-    assert!(log.iter().any(|e| e.kind == "account.unlocked"));
+    let count = |kind: &str| log.iter().filter(|e| e.kind == kind).count();
+    assert_eq!(count("account.locked"), 1, "one lock, one entry");
+    assert_eq!(count("account.unlocked"), 1);
+    // Locking twice changes nothing the second time, and records no change.
+    for _ in 0..2 {
+        let (status, _, _) = call(
+            &app,
+            Some(&token),
+            Method::PUT,
+            &format!("/admin/accounts/{}/lock", account.as_str()),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let log = civitas::audit::for_account(&app.app().db, &account, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        log.iter().filter(|e| e.kind == "account.locked").count(),
+        2,
+        "the first lock and the second; not the repeated one"
+    );
 }
 
 on_both_stacks!(a_locked_account_cannot_sign_in_and_its_session_and_tokens_end);
