@@ -231,22 +231,35 @@ async fn reload_keys(app: Arc<Civitas>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
-/// Signs a checkpoint of the audit chain every `audit.checkpoint_interval`
-/// (and once more when stopping), and removes entries past
-/// `audit.retention` every hour.
+/// How often each instance seals the audit entries written meanwhile.
+const SEAL_EVERY: Duration = Duration::from_millis(200);
+
+/// Keeps the audit log: seals the entries written since the last round
+/// every [`SEAL_EVERY`], signs a checkpoint of the chain's head every
+/// `audit.checkpoint_interval`, removes entries past `audit.retention`
+/// every hour, and when stopping seals and signs once more.
 async fn audit_upkeep(app: Arc<Civitas>, mut stopped: watch::Receiver<bool>) {
-    let every = app.settings.audit.checkpoint_interval;
-    let mut last_prune: Option<tokio::time::Instant> = None;
+    let started = tokio::time::Instant::now();
+    let (mut last_checkpoint, mut last_prune) = (started, None::<tokio::time::Instant>);
     loop {
         let stopping = tokio::select! {
-            () = tokio::time::sleep(every) => false,
+            () = tokio::time::sleep(SEAL_EVERY) => false,
             _ = stopped.wait_for(|s| *s) => true,
         };
+        if let Err(e) = crate::audit::seal(&app.db).await {
+            tracing::warn!(error = %e, "audit entries could not be sealed; retrying");
+            if !stopping {
+                continue;
+            }
+        }
         let now = app.clock.now();
-        match crate::audit::checkpoint::create(&app.db, &app.keys, now).await {
-            Ok(Some(cp)) => tracing::info!(seq = cp.seq, "audit checkpoint signed"),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "audit checkpoint could not be signed"),
+        if stopping || last_checkpoint.elapsed() >= app.settings.audit.checkpoint_interval {
+            last_checkpoint = tokio::time::Instant::now();
+            match crate::audit::checkpoint::create(&app.db, &app.keys, now).await {
+                Ok(Some(cp)) => tracing::info!(seq = cp.seq, "audit checkpoint signed"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "audit checkpoint could not be signed"),
+            }
         }
         if stopping {
             return;

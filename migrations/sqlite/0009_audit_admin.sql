@@ -1,21 +1,24 @@
--- The tamper-evident audit log (src/audit). Entries form one hash chain in
--- the order of `seq`, a sequence shared by every instance: `audit_head`
--- holds the last sequence number and hash, and every writer updates it in
--- the transaction of the change it records, so writers queue on that row
--- and the chain has no gap and no fork. `pruned_seq` and `pruned_hash` name
--- the last entry removed by retention, where verification starts.
+-- The tamper-evident audit log (src/audit). An entry is inserted in the
+-- transaction of the change it records, unsealed (no `seq`, no hashes), so
+-- that writers never wait for one another. A sealer on every instance then
+-- chains the committed entries, in batches, under the lock of the single
+-- `audit_head` row: it gives each the next `seq` of a sequence shared by
+-- every instance, the previous entry's hash and its own. `pruned_seq` and
+-- `pruned_hash` name the last entry removed by retention, where
+-- verification starts.
 CREATE TABLE audit_log (
-    seq         BIGINT PRIMARY KEY,
-    event_id    TEXT NOT NULL UNIQUE,
+    event_id    TEXT PRIMARY KEY,
+    seq         BIGINT UNIQUE,
     occurred_at BIGINT NOT NULL,
     kind        TEXT NOT NULL,
     actor       TEXT NOT NULL,
     account_id  TEXT,
     client_id   TEXT,
     detail      TEXT NOT NULL,
-    prev_hash   TEXT NOT NULL,
-    hash        TEXT NOT NULL
+    prev_hash   TEXT,
+    hash        TEXT
 );
+CREATE INDEX audit_log_unsealed ON audit_log (occurred_at, event_id) WHERE seq IS NULL;
 CREATE INDEX audit_log_account ON audit_log (account_id, seq);
 CREATE INDEX audit_log_kind ON audit_log (kind, occurred_at);
 CREATE INDEX audit_log_client ON audit_log (client_id, occurred_at);

@@ -115,6 +115,8 @@ pub struct VerifyReport {
     pub checkpoints: u64,
     /// Checkpoints signed by a key no longer published (not checkable).
     pub unverifiable_checkpoints: u64,
+    /// Entries written but not yet sealed (not yet protected, not checked).
+    pub unsealed: u64,
     /// The first break, if any.
     pub broken: Option<Broken>,
 }
@@ -127,7 +129,7 @@ impl VerifyReport {
     }
 }
 
-/// Checks the whole chain: that the sequence has no gap, that each entry
+/// Checks the whole sealed chain: that the sequence has no gap, that each entry
 /// names its predecessor's hash and hashes to what it stores, that the head
 /// matches the last entry, and that every checkpoint is signed by a
 /// published Civitas key and matches the entry it names. Returns the first
@@ -144,10 +146,15 @@ pub async fn verify(db: &Database, keys: &KeyManager) -> Result<VerifyReport, St
     let head_hash: String = head.try_get("hash")?;
     let pruned_seq: i64 = head.try_get("pruned_seq")?;
     let mut expected_prev: String = head.try_get("pruned_hash")?;
+    let unsealed: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_log WHERE seq IS NULL")
+        .fetch_one(db.pool())
+        .await?
+        .try_get("n")?;
     let mut report = VerifyReport {
         entries: 0,
         checkpoints: 0,
         unverifiable_checkpoints: 0,
+        unsealed: unsealed.unsigned_abs(),
         broken: None,
     };
     let mut next = pruned_seq + 1;

@@ -2,21 +2,23 @@
 //!
 //! Each entry is written **in the transaction of the change it describes**
 //! ([`record`] takes that transaction's connection), so no change exists
-//! without its entry and a change that fails leaves none. Entries form one
-//! hash chain in the order of `seq`, a sequence shared by every instance:
-//! each entry's hash covers its content and the previous entry's hash
+//! without its entry and a change that fails leaves none. Writing is one
+//! INSERT of an *unsealed* entry, which waits for no other writer: the
+//! hot paths (a sign-in, a code redemption) do not queue on the log.
+//!
+//! [`seal`] then chains the committed entries, on every instance several
+//! times a second, in batches under the lock of the single `audit_head`
+//! row: each gets the next number of one sequence shared by every instance
+//! (`seq`) and a hash over its content and the previous entry's hash
 //! ([`chain`]). Signed checkpoints ([`checkpoint`]) let `civitas audit
-//! verify` detect even a rewrite of the whole chain after a checkpoint.
+//! verify` detect even a rewrite of the whole chain after a checkpoint. An
+//! entry is sealed once and never changed afterwards; until it is sealed
+//! (well under a second on a running instance) it is not yet protected.
 //!
 //! An entry names a citizen by internal account id only. Its detail is a
-//! JSON object of non-secret facts (a client id, claim names, a level, a
-//! passkey's name): never a national identifier, passkey material, a token
-//! or a code.
-//!
-//! `record` must be the last statement of its transaction: it updates the
-//! single `audit_head` row, on which concurrent writers queue until commit,
-//! so taking it last keeps that wait short and the lock order the same in
-//! every transaction (no deadlock).
+//! JSON object of non-secret facts (a client id, claim names, a level):
+//! never a national identifier, passkey material, a token, a code or a
+//! name.
 
 pub mod chain;
 pub mod checkpoint;
@@ -292,9 +294,10 @@ pub fn with_admin_action(event: Event, action: &str) -> Vec<Event> {
     std::iter::once(event).chain(admin).collect()
 }
 
-/// Appends `event` to the chain inside the caller's transaction `conn`. It
-/// must be the transaction's last statement before commit (see the module
-/// documentation); if the transaction rolls back, so does the entry.
+/// Writes `event` inside the caller's transaction `conn`: one INSERT,
+/// which waits for no other writer. The entry is unsealed until
+/// [`seal`] chains it (within a fraction of a second on a running
+/// instance); if the transaction rolls back, the entry goes with it.
 ///
 /// # Errors
 /// If the database fails; the caller's transaction must then be dropped.
@@ -302,48 +305,135 @@ pub async fn record(
     conn: &mut sqlx::AnyConnection,
     event: &Event,
     now: UnixTime,
-) -> Result<i64, StoreError> {
-    // The UPDATE takes the head row's lock (PostgreSQL) or runs under the
-    // write lock of `BEGIN IMMEDIATE` (SQLite): the sequence number and the
-    // previous hash read here cannot be taken by another writer.
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        .fetch_one(&mut *conn)
-        .await?;
-    let seq: i64 = head.try_get("seq")?;
-    let prev: String = head.try_get("hash")?;
-    let entry = chain::Sealed {
-        seq,
-        event_id: random_token(16),
-        occurred_at: now.0,
-        kind: event.kind.as_str().to_owned(),
-        actor: event.actor.to_stored(),
-        account_id: event.account.as_ref().map(|a| a.as_str().to_owned()),
-        client_id: event.client.clone(),
-        detail: Value::Object(event.detail.clone()).to_string(),
-        prev_hash: prev,
-    };
-    let hash = entry.hash();
+) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO audit_log (seq, event_id, occurred_at, kind, actor, account_id, client_id, detail, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO audit_log (event_id, occurred_at, kind, actor, account_id, client_id, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(seq)
-    .bind(&entry.event_id)
-    .bind(entry.occurred_at)
-    .bind(&entry.kind)
-    .bind(&entry.actor)
-    .bind(entry.account_id.clone())
-    .bind(entry.client_id.clone())
-    .bind(&entry.detail)
-    .bind(&entry.prev_hash)
-    .bind(&hash)
+    .bind(new_event_id())
+    .bind(now.0)
+    .bind(event.kind.as_str())
+    .bind(event.actor.to_stored())
+    .bind(event.account.as_ref().map(|a| a.as_str().to_owned()))
+    .bind(event.client.clone())
+    .bind(Value::Object(event.detail.clone()).to_string())
     .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&hash)
-        .execute(&mut *conn)
+    Ok(())
+}
+
+/// An event id that sorts after every earlier one of this process (a
+/// counter) and is unique across processes (random): entries written in
+/// one second, as in one transaction, are sealed in the order written.
+fn new_event_id() -> String {
+    static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{n:012x}{}", random_token(10))
+}
+
+/// Entries sealed per transaction at most.
+const SEAL_BATCH: i64 = 1_000;
+
+/// Entries sealed per statement at most (four parameters each).
+const SEAL_CHUNK: usize = 250;
+
+/// `UPDATE … SET seq = CASE event_id WHEN $1 THEN $2 …` for `n` entries,
+/// whose parameters are, per entry, its id, sequence number, previous hash
+/// and hash. Placeholders only: no value is ever part of the text.
+fn seal_statement(n: usize) -> String {
+    use std::fmt::Write as _;
+    let mut seq = String::from("CASE event_id");
+    let mut prev = String::from("CASE event_id");
+    let mut hash = String::from("CASE event_id");
+    let mut ids = String::new();
+    for i in 0..n {
+        let p = 4 * i + 1;
+        let _ = write!(seq, " WHEN ${p} THEN ${}", p + 1);
+        let _ = write!(prev, " WHEN ${p} THEN ${}", p + 2);
+        let _ = write!(hash, " WHEN ${p} THEN ${}", p + 3);
+        let _ = write!(ids, "{}${p}", if i == 0 { "" } else { ", " });
+    }
+    format!(
+        "UPDATE audit_log SET seq = {seq} END, prev_hash = {prev} END, hash = {hash} END \
+         WHERE seq IS NULL AND event_id IN ({ids})"
+    )
+}
+
+/// Chains the committed unsealed entries, oldest first, in batches: each
+/// gets the next sequence number, the previous entry's hash and its own,
+/// and the head moves on, in one transaction per batch under the head
+/// row's lock (PostgreSQL) or the write lock (SQLite), so sealers on
+/// several instances take turns. Returns how many were sealed.
+///
+/// # Errors
+/// If the database fails; that batch stays unsealed then.
+pub async fn seal(db: &Database) -> Result<u64, StoreError> {
+    let mut total = 0;
+    loop {
+        let n = seal_batch(db).await?;
+        total += n;
+        if n < SEAL_BATCH.unsigned_abs() {
+            return Ok(total);
+        }
+    }
+}
+
+async fn seal_batch(db: &Database) -> Result<u64, StoreError> {
+    let mut tx = db.begin().await?;
+    let head = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut *tx)
         .await?;
-    Ok(seq)
+    let mut seq: i64 = head.try_get("seq")?;
+    let mut prev: String = head.try_get("hash")?;
+    let rows = sqlx::query(
+        "SELECT event_id, occurred_at, kind, actor, account_id, client_id, detail FROM audit_log \
+         WHERE seq IS NULL ORDER BY occurred_at, event_id LIMIT $1",
+    )
+    .bind(SEAL_BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut sealed = Vec::with_capacity(rows.len());
+    for r in &rows {
+        seq += 1;
+        let entry = chain::Sealed {
+            seq,
+            event_id: r.try_get("event_id")?,
+            occurred_at: r.try_get("occurred_at")?,
+            kind: r.try_get("kind")?,
+            actor: r.try_get("actor")?,
+            account_id: r.try_get("account_id")?,
+            client_id: r.try_get("client_id")?,
+            detail: r.try_get("detail")?,
+            prev_hash: prev,
+        };
+        let hash = entry.hash();
+        prev = hash.clone();
+        sealed.push((entry, hash));
+    }
+    // A few statements per batch rather than one per entry: the batch holds
+    // the head's lock (on SQLite, the database's write lock) briefly.
+    for chunk in sealed.chunks(SEAL_CHUNK) {
+        let sql = sqlx::AssertSqlSafe(seal_statement(chunk.len()));
+        let mut q = sqlx::query(sql);
+        for (entry, hash) in chunk {
+            q = q
+                .bind(&entry.event_id)
+                .bind(entry.seq)
+                .bind(&entry.prev_hash)
+                .bind(hash);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(&prev)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(rows.len() as u64)
 }
 
 /// Records `events` in order, inside the caller's transaction (see [`record`]).
@@ -362,15 +452,14 @@ pub async fn record_all(
 }
 
 /// Records an event that changes nothing else (a failed step-up, an export)
-/// in a transaction of its own.
+/// on its own: one INSERT.
 ///
 /// # Errors
 /// If the database fails; nothing is recorded then.
-pub async fn record_alone(db: &Database, event: &Event, now: UnixTime) -> Result<i64, StoreError> {
-    let mut tx = db.begin().await?;
-    let seq = record(&mut tx, event, now).await?;
-    tx.commit().await?;
-    Ok(seq)
+pub async fn record_alone(db: &Database, event: &Event, now: UnixTime) -> Result<(), StoreError> {
+    let _turn = db.write_turn().await?;
+    let mut conn = db.pool().acquire().await?;
+    record(&mut conn, event, now).await
 }
 
 /// Moves the entries of the unchained log of earlier versions

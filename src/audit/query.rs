@@ -4,7 +4,6 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row as _;
 
-use super::chain::Sealed;
 use super::{Actor, Event, Kind};
 use crate::accounts::AccountId;
 use crate::clock::UnixTime;
@@ -13,8 +12,8 @@ use crate::store::{Database, StoreError};
 /// One entry, as read back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Entry {
-    /// Position in the chain.
-    pub seq: i64,
+    /// Position in the chain; `None` until sealed.
+    pub seq: Option<i64>,
     /// Unix seconds.
     pub occurred_at: i64,
     /// The kind's name.
@@ -27,26 +26,26 @@ pub struct Entry {
     pub client_id: Option<String>,
     /// The facts recorded.
     pub detail: Value,
-    /// The previous entry's hash.
-    pub prev_hash: String,
-    /// This entry's hash.
-    pub hash: String,
+    /// The previous entry's hash (once sealed).
+    pub prev_hash: Option<String>,
+    /// This entry's hash (once sealed).
+    pub hash: Option<String>,
 }
 
 impl Entry {
     fn from_row(r: &sqlx::any::AnyRow) -> Result<Self, StoreError> {
-        let (s, hash) = Sealed::from_row(r)?;
+        let detail: String = r.try_get("detail")?;
         Ok(Self {
-            seq: s.seq,
-            occurred_at: s.occurred_at,
-            kind: s.kind,
-            actor: s.actor,
-            account_id: s.account_id,
-            client_id: s.client_id,
-            detail: serde_json::from_str(&s.detail)
+            seq: r.try_get("seq")?,
+            occurred_at: r.try_get("occurred_at")?,
+            kind: r.try_get("kind")?,
+            actor: r.try_get("actor")?,
+            account_id: r.try_get("account_id")?,
+            client_id: r.try_get("client_id")?,
+            detail: serde_json::from_str(&detail)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            prev_hash: s.prev_hash,
-            hash,
+            prev_hash: r.try_get("prev_hash")?,
+            hash: r.try_get("hash")?,
         })
     }
 
@@ -60,7 +59,8 @@ impl Entry {
 const COLUMNS: &str =
     "seq, event_id, occurred_at, kind, actor, account_id, client_id, detail, prev_hash, hash";
 
-/// The newest `limit` entries about `account`, newest first.
+/// The newest `limit` entries about `account`, newest first (those not yet
+/// sealed first of all).
 ///
 /// # Errors
 /// If the database fails.
@@ -70,7 +70,8 @@ pub async fn for_account(
     limit: i64,
 ) -> Result<Vec<Entry>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM audit_log WHERE account_id = $1 ORDER BY seq DESC LIMIT $2"
+        "SELECT {COLUMNS} FROM audit_log WHERE account_id = $1 \
+         ORDER BY seq DESC NULLS FIRST, event_id DESC LIMIT $2"
     ));
     let rows = sqlx::query(sql)
         .bind(account.as_str())
@@ -81,7 +82,8 @@ pub async fn for_account(
 }
 
 /// The newest `limit` entries about `account` before `before` (a sequence
-/// number), newest first: a page of the citizen's history.
+/// number; `i64::MAX` for the first page, which also holds the entries not
+/// yet sealed), newest first: a page of the citizen's history.
 ///
 /// # Errors
 /// If the database fails.
@@ -92,19 +94,21 @@ pub async fn for_account_before(
     limit: i64,
 ) -> Result<Vec<Entry>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM audit_log WHERE account_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+        "SELECT {COLUMNS} FROM audit_log WHERE account_id = $1 AND (seq < $2 OR (seq IS NULL AND $2 = $4)) \
+         ORDER BY seq DESC NULLS FIRST, event_id DESC LIMIT $3"
     ));
     let rows = sqlx::query(sql)
         .bind(account.as_str())
         .bind(before)
         .bind(limit)
+        .bind(i64::MAX)
         .fetch_all(db.pool())
         .await?;
     rows.iter().map(Entry::from_row).collect()
 }
 
-/// Every entry with `seq > after`, oldest first, at most `limit`: a page of
-/// an export.
+/// Every sealed entry with `seq > after`, oldest first, at most `limit`: a
+/// page of an export.
 ///
 /// # Errors
 /// If the database fails.
@@ -120,8 +124,8 @@ pub async fn page(db: &Database, after: i64, limit: i64) -> Result<Vec<Entry>, S
     rows.iter().map(Entry::from_row).collect()
 }
 
-/// Writes every entry from `since` (Unix seconds) on as JSON Lines, oldest
-/// first, one object per line; returns how many.
+/// Writes every sealed entry from `since` (Unix seconds) on as JSON Lines,
+/// oldest first, one object per line; returns how many.
 ///
 /// # Errors
 /// If the database or the writer fails.
@@ -134,10 +138,10 @@ pub async fn export_jsonl<W: std::io::Write>(
     let mut n = 0;
     loop {
         let entries = page(db, after, 1000).await?;
-        let Some(last) = entries.last() else {
+        let Some(last) = entries.last().and_then(|e| e.seq) else {
             return Ok(n);
         };
-        after = last.seq;
+        after = last;
         for e in &entries {
             if since.is_some_and(|t| e.occurred_at < t.0) {
                 continue;

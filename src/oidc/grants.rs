@@ -213,6 +213,7 @@ pub async fn insert_refresh(
     now: UnixTime,
     expires_at: UnixTime,
 ) -> Result<(), StoreError> {
+    let _turn = db.write_turn().await?;
     sqlx::query("INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
         .bind(hash.as_str())
         .bind(grant_id)
@@ -339,6 +340,7 @@ pub async fn record_session_client(
     account: &AccountId,
     now: UnixTime,
 ) -> Result<(), StoreError> {
+    let _turn = db.write_turn().await?;
     sqlx::query(
         "INSERT INTO session_clients (sid, client_id, account_id, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (sid, client_id) DO NOTHING",

@@ -64,7 +64,7 @@ async fn activity(
     .await
     .map_err(OAuthError::from)?;
     let older = (entries.len() == usize::try_from(PAGE).unwrap_or(usize::MAX))
-        .then(|| entries.last().map(|e| e.seq))
+        .then(|| entries.last().and_then(|e| e.seq))
         .flatten();
     let lines = describe_all(&app, &entries).await?;
     Ok(pages::render(&ActivityPage { lines, older }))

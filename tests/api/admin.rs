@@ -99,6 +99,7 @@ pub async fn call(
 
 /// Every `admin.action` entry, oldest first.
 async fn admin_entries(app: &TestApp) -> Vec<Entry> {
+    civitas::audit::seal(&app.app().db).await.unwrap();
     civitas::audit::query::page(&app.app().db, 0, 100_000)
         .await
         .unwrap()
@@ -369,6 +370,7 @@ async fn every_admin_call_leaves_exactly_one_entry_naming_the_client(stack: Stac
         assert!(last.fact("action").is_some(), "{last:?}");
     }
     // The entries of changes share their transaction with the change's own.
+    civitas::audit::seal(&app.app().db).await.unwrap();
     let log = civitas::audit::query::page(&app.app().db, 0, 100_000)
         .await
         .unwrap();

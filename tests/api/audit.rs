@@ -17,8 +17,9 @@ use crate::helpers::{Stack, TestApp, TestEnv};
 use crate::on_both_stacks;
 use crate::rp::{hidden, param, redirect_params};
 
-/// The chain's last sequence number.
+/// The chain's last sequence number, once what was written is sealed.
 pub async fn head(db: &Database) -> i64 {
+    civitas::audit::seal(db).await.unwrap();
     sqlx::query_as::<_, (i64,)>("SELECT seq FROM audit_head WHERE id = 1")
         .fetch_one(db.pool())
         .await
@@ -26,8 +27,10 @@ pub async fn head(db: &Database) -> i64 {
         .0
 }
 
-/// The entries after `seq`, oldest first.
+/// The entries after `seq`, oldest first, once what was written is sealed
+/// (as a running instance does within a fraction of a second).
 pub async fn since(db: &Database, seq: i64) -> Vec<civitas::audit::Entry> {
+    civitas::audit::seal(db).await.unwrap();
     civitas::audit::query::page(db, seq, 10_000).await.unwrap()
 }
 
@@ -74,14 +77,25 @@ async fn the_chain_verifies_and_pinpoints_an_altered_removed_or_reordered_entry(
     let now = app.app().clock.now();
     for i in 0..6 {
         let e = Event::by(Kind::AdminAction, Actor::Operator).with("n", i);
-        assert_eq!(
-            civitas::audit::record_alone(db, &e, now).await.unwrap(),
-            i + 1
-        );
+        civitas::audit::record_alone(db, &e, now).await.unwrap();
     }
+    // Written, not yet sealed: counted, not checked.
+    let pending = verify(&app).await;
+    assert_eq!((pending.entries, pending.unsealed), (0, 6));
+    assert_eq!(civitas::audit::seal(db).await.unwrap(), 6);
+    assert_eq!(civitas::audit::seal(db).await.unwrap(), 0, "sealed once");
     let clean = verify(&app).await;
     assert!(clean.is_intact(), "{clean:?}");
-    assert_eq!(clean.entries, 6);
+    assert_eq!((clean.entries, clean.unsealed), (6, 0));
+    let sealed = since(db, 0).await;
+    assert_eq!(
+        sealed
+            .iter()
+            .map(|e| e.detail["n"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4, 5],
+        "sealed in the order written"
+    );
 
     // Altered: one column of entry 3.
     exec(
@@ -250,22 +264,28 @@ async fn a_change_and_its_entry_commit_together_and_concurrent_writers_form_one_
     );
     assert_eq!(kinds_since(db, mark).await, Vec::<String>::new());
 
-    // Concurrent writers queue on the head: one chain, no gap, no fork.
+    // Concurrent writers and concurrent sealers: one chain, no gap, no fork.
     let mark = head(db).await;
-    let writers: Vec<_> = (0..16)
+    let tasks: Vec<_> = (0..16)
         .map(|i| {
             let db = db.clone();
             tokio::spawn(async move {
                 let e = Event::by(Kind::AdminAction, Actor::Operator).with("n", i);
-                civitas::audit::record_alone(&db, &e, now).await.unwrap()
+                civitas::audit::record_alone(&db, &e, now).await.unwrap();
+                civitas::audit::seal(&db).await.unwrap()
             })
         })
         .collect();
-    let mut seqs = Vec::new();
-    for w in writers {
-        seqs.push(w.await.unwrap());
+    let mut sealed = 0;
+    for t in tasks {
+        sealed += t.await.unwrap();
     }
-    seqs.sort_unstable();
+    assert_eq!(sealed, 16, "each entry sealed by exactly one sealer");
+    let seqs: Vec<i64> = since(db, mark)
+        .await
+        .iter()
+        .map(|e| e.seq.unwrap())
+        .collect();
     assert_eq!(seqs, ((mark + 1)..=(mark + 16)).collect::<Vec<_>>());
     assert!(verify(&app).await.is_intact());
 }
@@ -507,6 +527,7 @@ async fn retention_removes_old_entries_from_the_start_and_the_chain_still_verifi
             .await
             .unwrap();
     }
+    civitas::audit::seal(db).await.unwrap();
     civitas::audit::checkpoint::create(db, &app.app().keys, clock.now())
         .await
         .unwrap();
@@ -515,6 +536,7 @@ async fn retention_removes_old_entries_from_the_start_and_the_chain_still_verifi
     civitas::audit::record_alone(db, &e, clock.now())
         .await
         .unwrap();
+    civitas::audit::seal(db).await.unwrap();
     let cutoff = UnixTime(clock.now().0 - 730 * 86_400);
     assert_eq!(
         civitas::audit::query::prune(db, cutoff, clock.now())
@@ -531,7 +553,7 @@ async fn retention_removes_old_entries_from_the_start_and_the_chain_still_verifi
     );
     let kept = since(db, 0).await;
     assert_eq!(
-        kept.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        kept.iter().map(|e| e.seq.unwrap()).collect::<Vec<_>>(),
         [4, 5],
         "the newer entry and the record of the pruning"
     );
@@ -561,6 +583,7 @@ async fn the_log_exports_as_json_lines_and_the_server_signs_a_checkpoint_when_it
             .client("c1");
         civitas::audit::record_alone(&db, &e, now).await.unwrap();
     }
+    civitas::audit::seal(&db).await.unwrap();
     let mut out = Vec::new();
     let n = civitas::audit::query::export_jsonl(&db, None, &mut out)
         .await
@@ -724,7 +747,33 @@ async fn the_admin_api_pages_the_log_as_json_lines_and_verifies_it(stack: Stack)
     assert_eq!(report["broken_at"], 2);
 }
 
+async fn a_backlog_is_sealed_in_order_across_statements_and_batches(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let db = &app.app().db;
+    let now = app.app().clock.now();
+    let mark = head(db).await;
+    // More than one statement's worth (250) and one batch's (1 000).
+    let mut tx = db.begin().await.unwrap();
+    let events: Vec<Event> = (0..1_203)
+        .map(|i| Event::by(Kind::AdminAction, Actor::Operator).with("n", i))
+        .collect();
+    civitas::audit::record_all(&mut tx, &events, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let e = since(db, mark).await;
+    assert_eq!(e.len(), 1_203);
+    for (i, entry) in e.iter().enumerate() {
+        assert_eq!(entry.seq, Some(mark + 1 + i as i64));
+        assert_eq!(entry.detail["n"], i, "sealed in the order written");
+    }
+    assert!(verify(&app).await.is_intact());
+}
+
 on_both_stacks!(
+    a_backlog_is_sealed_in_order_across_statements_and_batches,
     the_admin_api_pages_the_log_as_json_lines_and_verifies_it,
     entries_of_the_unchained_log_of_earlier_versions_join_the_chain_once,
     the_chain_verifies_and_pinpoints_an_altered_removed_or_reordered_entry,

@@ -40,6 +40,8 @@ pub(super) struct VerifyView {
     checkpoints: u64,
     /// Checkpoints signed by a key no longer published.
     unverifiable_checkpoints: u64,
+    /// Entries written after the check began, not yet sealed.
+    unsealed: u64,
     /// The first broken entry's sequence number, if any.
     broken_at: Option<i64>,
     /// Why it is broken.
@@ -66,6 +68,9 @@ pub(super) async fn page(
             format!("limit must be 1 to {MAX_PAGE} and after at least 0"),
         ));
     }
+    // Chain what was written since the last round first, as the command
+    // line does, so that the page holds everything committed before it.
+    crate::audit::seal(&app.db).await?;
     let entries = crate::audit::query::page(&app.db, q.after, limit).await?;
     let mut body = Vec::with_capacity(entries.len() * 300);
     for e in &entries {
@@ -98,6 +103,7 @@ pub(super) async fn verify(
     State(app): State<AppState>,
     admin: Admin,
 ) -> Result<Response, ApiError> {
+    crate::audit::seal(&app.db).await?;
     let report = crate::audit::verify(&app.db, &app.keys).await?;
     admin
         .note(
@@ -114,6 +120,7 @@ pub(super) async fn verify(
             entries: report.entries,
             checkpoints: report.checkpoints,
             unverifiable_checkpoints: report.unverifiable_checkpoints,
+            unsealed: report.unsealed,
             broken_at: report.broken.as_ref().map(|b| b.seq),
             reason: report.broken.map(|b| b.reason),
         },
