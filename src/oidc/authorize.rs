@@ -573,6 +573,15 @@ impl Provider {
         Ok(name.map(|n| (n, pending.login_hint)))
     }
 
+    /// The client of a pending request, if the handle names one: the
+    /// service a sign-in is for, in its audit entry.
+    ///
+    /// # Errors
+    /// If the ephemeral store fails.
+    pub async fn pending_client(&self, handle: &str) -> Result<Option<String>, OAuthError> {
+        Ok(self.load_pending(handle).await?.map(|p| p.client_id))
+    }
+
     async fn load_pending(&self, handle: &str) -> Result<Option<PendingAuthorization>, OAuthError> {
         let bytes = self.cache.get(&pending_key(handle)).await?;
         Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))

@@ -356,6 +356,7 @@ impl Passkeys {
         &self,
         ceremony_id: &str,
         credential: &PublicKeyCredential,
+        client: Option<&str>,
     ) -> Result<SignedIn, PasskeyError> {
         let bytes = self
             .cache
@@ -388,10 +389,13 @@ impl Passkeys {
         let proofing = crate::eid::proofing_level(&self.db, &account_id).await?;
         let acr = Level::achieved(proofing, device_bound);
         let amr = amr_for(device_bound);
-        let event = Event::citizen(Kind::SignIn, &account_id)
+        let mut event = Event::citizen(Kind::SignIn, &account_id)
             .with("method", "passkey")
             .with("acr", acr.alias())
             .with("amr", amr.join(" "));
+        if let Some(c) = client {
+            event = event.client(c);
+        }
         store::record_use(
             &self.db,
             &cred_id,

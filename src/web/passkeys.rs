@@ -261,9 +261,14 @@ async fn signin_finish(
     )
     .await?;
     let req: SigninFinish = parse(&app, &headers, &body, PasskeyCeremony::SignIn)?;
+    // The service this sign-in is for, if it resumes an authorization request.
+    let client = match req.auth.as_deref() {
+        Some(handle) => app.oidc.pending_client(handle).await?,
+        None => None,
+    };
     let done = app
         .passkeys
-        .finish_signin(&req.ceremony, &req.credential)
+        .finish_signin(&req.ceremony, &req.credential, client.as_deref())
         .await
         .inspect_err(refused(&app, PasskeyCeremony::SignIn))?;
     let level = done.acr;

@@ -361,6 +361,21 @@ async fn every_change_of_a_citizen_writes_exactly_one_entry_of_its_kind(stack: S
     assert_eq!(app.exchange(&rp, &code, &verifier).await.status(), 400);
     assert!(kinds_since(db, mark).await.is_empty());
 
+    // A sign-in that resumes a service's request names the service.
+    let mark = head(db).await;
+    let mut b3 = Browser::new(&app);
+    let (q, _) = app.auth_query(&rp, "openid", "");
+    let res = b3.get(&format!("/authorize?{q}")).await;
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    b3.page(&location).await;
+    let handle = location.split("auth=").nth(1).unwrap().to_owned();
+    let (status, _) = b3.sign_in(&mut key, Some(&handle)).await;
+    assert_eq!(status, 200);
+    let e = since(db, mark).await;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].kind, "signin");
+    assert_eq!(e[0].client_id.as_deref(), Some(rp.client_id.as_str()));
+
     // The citizen sees which service received which data.
     let page = b.page("/account/activity").await;
     assert!(page.contains("City library"), "{page}");
