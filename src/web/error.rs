@@ -22,7 +22,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 
 use super::metrics::DependencyFailure;
-use crate::metrics::{DependencyError, FailureKind};
+use crate::metrics::{Dependency, DependencyError, FailureKind};
 
 /// The cause of an internal error, carried to the logging middleware.
 #[derive(Debug, Clone)]
@@ -165,13 +165,10 @@ fn internal_response(cause: String, html: bool) -> Response {
 /// are the `Display` of `EphemeralError` ("cache unavailable: …") and of
 /// `StoreError` ("database: …"), also when carried by `OAuthError`.
 fn unavailable_description(cause: &str) -> &'static str {
-    let cause = cause.trim_start_matches("unavailable: ");
-    if cause.starts_with("cache") {
-        "the cache (ephemeral state) is unavailable; retry shortly"
-    } else if cause.starts_with("database") {
-        "the database is unavailable; retry shortly"
-    } else {
-        "the service is temporarily unavailable; retry shortly"
+    match DependencyError::classify(cause, FailureKind::Unavailable).map(|e| e.dependency) {
+        Some(Dependency::Cache) => "the cache (ephemeral state) is unavailable; retry shortly",
+        Some(Dependency::Database) => "the database is unavailable; retry shortly",
+        None => "the service is temporarily unavailable; retry shortly",
     }
 }
 
