@@ -136,17 +136,21 @@ async fn callback(
                 ));
             };
             let bound = eid::bind(&app.db, &app.eid_keys, &account, &identity, now).await;
-            if resume.is_some() {
-                // A step-up during an authorization request: its outcome.
+            if let Some(handle) = &resume {
+                // A step-up during an authorization request: its outcome,
+                // for the client that asked (and sees it on its dashboard).
                 let outcome = match &bound {
                     Ok(()) => "succeeded",
                     Err(EidError::BoundElsewhere) => "failed_bound_elsewhere",
                     Err(EidError::AccountBoundToOther) => "failed_other_identity",
                     Err(_) => "failed",
                 };
-                let event = Event::citizen(Kind::StepUp, &account)
+                let mut event = Event::citizen(Kind::StepUp, &account)
                     .with("outcome", outcome)
                     .with("level", identity.level.alias());
+                if let Some(client) = app.oidc.pending_client(handle).await? {
+                    event = event.client(&client);
+                }
                 audit::record_alone(&app.db, &event, now)
                     .await
                     .map_err(OAuthError::from)?;

@@ -376,7 +376,7 @@ async fn step_up_through_eid_continues_the_sign_in(stack: Stack) {
         outcomes,
         [
             ("required".to_owned(), Some(rp.client_id.clone())),
-            ("succeeded".to_owned(), None)
+            ("succeeded".to_owned(), Some(rp.client_id.clone()))
         ]
     );
     let released = crate::audit::since(&app.app().db, 0)
