@@ -50,30 +50,6 @@ enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Run the development eID simulator (a test OpenID provider; never for production).
-    EidSimulator {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:9091")]
-        listen: String,
-        /// Its issuer URL.
-        #[arg(long, default_value = "http://localhost:9091")]
-        issuer: String,
-        /// Fixture file of test identities.
-        #[arg(long, default_value = "tests/fixtures/eid-identities.json")]
-        fixtures: PathBuf,
-        /// Directory of the simulator's own signing keys.
-        #[arg(long, default_value = "data/eid-simulator-keys")]
-        keys_dir: PathBuf,
-        /// Civitas's client id at the simulator.
-        #[arg(long, default_value = "civitas")]
-        client_id: String,
-        /// Civitas's redirect URI (its issuer + /eid/callback).
-        #[arg(long, default_value = "http://localhost:8080/eid/callback")]
-        redirect_uri: String,
-        /// Civitas's connector key set (its issuer + /eid/jwks).
-        #[arg(long, default_value = "http://localhost:8080/eid/jwks")]
-        client_jwks_uri: String,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -285,36 +261,6 @@ async fn run(command: Command, settings: Settings) -> CliResult {
                 "imported {} organizations with {} representatives; {} representatives removed",
                 summary.organizations, summary.representatives, summary.removed
             );
-            Ok(())
-        }
-        Command::EidSimulator {
-            listen,
-            issuer,
-            fixtures,
-            keys_dir,
-            client_id,
-            redirect_uri,
-            client_jwks_uri,
-        } => {
-            let listener = tokio::net::TcpListener::bind(&listen).await?;
-            let sim = crate::web::simulator::start(
-                listener,
-                crate::web::simulator::SimulatorConfig {
-                    issuer: issuer.clone(),
-                    fixtures,
-                    keys_dir,
-                    client_id,
-                    redirect_uri,
-                    client_jwks_uri,
-                },
-            )
-            .await?;
-            println!(
-                "eID simulator (development only) at {issuer}, listening on {}",
-                sim.addr
-            );
-            shutdown_signal().await;
-            sim.stop();
             Ok(())
         }
     }

@@ -16,6 +16,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
+pub use crate::eid::settings::{ConnectorSettings, EidSettings};
 use crate::secrets::Secret;
 
 /// Why the configuration could not be loaded.
@@ -223,66 +224,6 @@ fn cidr_contains(net: std::net::IpAddr, bits: u8, ip: std::net::IpAddr) -> bool 
         }
         _ => false,
     }
-}
-
-/// National eID connectors.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EidSettings {
-    /// One per eID scheme or country (`[[eid.connectors]]`).
-    #[serde(default)]
-    pub connectors: Vec<ConnectorSettings>,
-}
-
-/// One upstream eID provider, reached as an OpenID Connect relying party.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConnectorSettings {
-    /// Short id used in URLs (`tara`, `franceconnect`, `sim`).
-    pub id: String,
-    /// Name shown to citizens.
-    pub name: String,
-    /// The upstream issuer (discovery is read from it).
-    pub issuer: String,
-    /// Civitas's client id there; Civitas authenticates with
-    /// `private_key_jwt` and its connector key (published at `/eid/jwks`).
-    pub client_id: String,
-    /// The eID scheme's name, part of the binding's identity.
-    pub scheme: String,
-    /// ISO 3166-1 alpha-2 country of the eIDs, unless a claim says.
-    pub country: String,
-    /// Upstream `acr` value → `low`, `substantial` or `high`. Values that map
-    /// to nothing are refused. Empty: the upstream uses those three names.
-    #[serde(default)]
-    pub acr_map: std::collections::BTreeMap<String, String>,
-    /// Claim holding the person identifier. Default `sub`.
-    #[serde(default = "claim_sub")]
-    pub person_identifier_claim: String,
-    /// Claim holding the given name. Default `given_name`.
-    #[serde(default = "claim_given_name")]
-    pub given_name_claim: String,
-    /// Claim holding the family name. Default `family_name`.
-    #[serde(default = "claim_family_name")]
-    pub family_name_claim: String,
-    /// Claim holding the birth date. Default `birthdate`.
-    #[serde(default = "claim_birthdate")]
-    pub birthdate_claim: String,
-    /// Claim holding the country, if the upstream sends one.
-    #[serde(default)]
-    pub country_claim: Option<String>,
-}
-
-fn claim_sub() -> String {
-    "sub".into()
-}
-fn claim_given_name() -> String {
-    "given_name".into()
-}
-fn claim_family_name() -> String {
-    "family_name".into()
-}
-fn claim_birthdate() -> String {
-    "birthdate".into()
 }
 
 /// Passkey ceremonies.
@@ -637,6 +578,10 @@ impl Settings {
                 "must be between 1 second and 1 hour",
             ));
         }
+        let development = issuer.scheme() == "http";
+        self.eid
+            .validate(development)
+            .map_err(|e| invalid(e.key, e.reason))?;
         if let Some(token) = &self.registration_token
             && token.expose().len() < 16
         {
@@ -834,6 +779,11 @@ mod tests {
                 "metrics.listen",
             ),
             ("[log]\nformat = \"xml\"", "xml"),
+            (
+                "issuer = \"https://id.example.gov\"\n[[eid.connectors]]\nid = \"sim\"\nname = \"Test\"\n\
+                 issuer = \"http://localhost:9091\"\nclient_id = \"c\"\nscheme = \"s\"\ncountry = \"EE\"",
+                "eid.connectors.issuer",
+            ),
             (
                 "[limits]\ntrusted_proxies = [\"10.0.0.0/33\"]",
                 "trusted_proxies",

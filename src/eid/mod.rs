@@ -11,6 +11,7 @@
 //! The person identifier never appears in a log line or an error message.
 
 pub mod connector;
+pub mod settings;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

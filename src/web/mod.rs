@@ -26,7 +26,6 @@ mod pages;
 mod passkeys;
 mod registration;
 pub mod session;
-pub mod simulator;
 mod token;
 mod userinfo;
 

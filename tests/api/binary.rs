@@ -26,6 +26,25 @@ fn an_unknown_environment_setting_is_an_error_that_names_it() {
 }
 
 #[test]
+fn the_production_binary_has_no_eid_simulator_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = civitas(dir.path())
+        .args(["eid-simulator", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "an unknown command");
+    // Not merely hidden: the simulator's code and page are not linked in.
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_civitas")).unwrap();
+    for needle in [&b"Development eID simulator"[..], b"tampered-state"] {
+        assert!(
+            !binary.windows(needle.len()).any(|w| w == needle),
+            "the binary contains {:?}",
+            String::from_utf8_lossy(needle)
+        );
+    }
+}
+
+#[test]
 fn an_unknown_file_setting_is_an_error_that_names_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use civitas::assurance::Level;
 use civitas::clock::SystemClock;
-use civitas::web::simulator::{self, RunningSimulator, SimulatorConfig};
+use civitas_eid_simulator::{self as simulator, RunningSimulator, SimulatorConfig};
 use serde_json::{Value, json};
 
 use crate::authenticator::SoftAuthenticator;

@@ -1,24 +1,28 @@
-//! A development eID provider (`civitas eid-simulator`): a minimal,
-//! standards-conformant OpenID Connect provider that serves test identities
-//! from a fixture file and lets the tester pick one and a level, so that eID
-//! enrollment can be developed and tested against a real upstream over HTTP.
+//! A development eID provider for Civitas (`civitas-eid-simulator`): a
+//! minimal, standards-conformant OpenID Connect provider that serves test
+//! identities from a fixture file and lets the tester pick one and a level,
+//! so that eID enrollment, step-up and recovery can be developed and tested
+//! against a real upstream over HTTP.
 //!
-//! It is never enabled by the server's configuration; it runs as its own
-//! process (or, in tests, its own listener). Authorization code with PKCE
-//! S256, `private_key_jwt` client authentication against the client's JWKS
-//! URL, RS256-signed ID tokens. For tests it can be told to misbehave (bad
-//! state, wrong nonce, bad signature, expired token, wrong issuer) from the
-//! page, one request at a time.
+//! It is not part of Civitas: it is a workspace member of its own, never
+//! linked into the `civitas` binary, and it listens on loopback addresses
+//! only. Authorization code with PKCE S256, `private_key_jwt` client
+//! authentication against the client's JWKS URL, RS256-signed ID tokens.
+//! For tests it can be told to misbehave (bad state, wrong nonce, bad
+//! signature, expired token, wrong issuer) from its page, one request at a
+//! time.
+
+mod key;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use askama::Template;
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
@@ -27,9 +31,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
-use crate::clock::{SharedClock, SystemClock};
-use crate::keys::{Alg, KeyManager};
-use crate::secrets::random_token;
+use key::SigningKey;
 
 /// How the simulator is set up.
 #[derive(Debug, Clone)]
@@ -38,7 +40,7 @@ pub struct SimulatorConfig {
     pub issuer: String,
     /// The fixture file of test identities.
     pub fixtures: PathBuf,
-    /// Where its signing keys live.
+    /// Where its signing key lives.
     pub keys_dir: PathBuf,
     /// The one client it serves (Civitas's connector).
     pub client_id: String,
@@ -49,15 +51,20 @@ pub struct SimulatorConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Identity {
     id: String,
     person_identifier: String,
     given_name: String,
     family_name: String,
     birthdate: String,
+    /// Sent as the `country` claim when present.
+    #[serde(default)]
+    country: Option<String>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Fixtures {
     identities: Vec<Identity>,
 }
@@ -79,12 +86,11 @@ struct Code {
 
 struct Sim {
     cfg: SimulatorConfig,
-    keys: KeyManager,
+    key: SigningKey,
     identities: Vec<Identity>,
     requests: Mutex<HashMap<String, Pending>>,
     codes: Mutex<HashMap<String, Code>>,
     http: reqwest::Client,
-    clock: SharedClock,
 }
 
 type S = Arc<Sim>;
@@ -104,23 +110,27 @@ impl RunningSimulator {
     }
 }
 
-/// Starts the simulator on `listener`.
+/// Starts the simulator on `listener`, which must be on a loopback address.
 ///
 /// # Errors
-/// If the fixtures or keys cannot be read.
+/// A listener on another address, or fixtures or a key that cannot be read.
 pub async fn start(
     listener: TcpListener,
     cfg: SimulatorConfig,
 ) -> Result<RunningSimulator, String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "the eID simulator listens on loopback addresses only, not {addr}"
+        ));
+    }
     let text = std::fs::read_to_string(&cfg.fixtures)
         .map_err(|e| format!("{}: {e}", cfg.fixtures.display()))?;
     let fixtures: Fixtures =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", cfg.fixtures.display()))?;
-    let clock: SharedClock = Arc::new(SystemClock);
-    let keys = KeyManager::open(&cfg.keys_dir, clock.clone(), 3_600).map_err(|e| e.to_string())?;
     let sim = Arc::new(Sim {
+        key: SigningKey::load_or_create(&cfg.keys_dir)?,
         cfg,
-        keys,
         identities: fixtures.identities,
         requests: Mutex::new(HashMap::new()),
         codes: Mutex::new(HashMap::new()),
@@ -128,7 +138,6 @@ pub async fn start(
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_default(),
-        clock,
     });
     let router = Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
@@ -136,9 +145,8 @@ pub async fn start(
         .route("/authorize", get(authorize))
         .route("/authorize/select", post(select))
         .route("/token", post(token))
-        .route("/static/civitas.css", get(super::meta::stylesheet))
+        .route("/static/civitas.css", get(stylesheet))
         .with_state(sim);
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
@@ -147,6 +155,31 @@ pub async fn start(
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Unix seconds now. The simulator is a development tool on the system
+/// clock; Civitas itself takes its clock as an argument.
+#[allow(clippy::disallowed_methods)]
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// 32 random bytes, base64url.
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    let _ = getrandom::fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../../templates/static/civitas.css"),
+    )
+        .into_response()
 }
 
 async fn discovery(State(sim): State<S>) -> Response {
@@ -164,15 +197,15 @@ async fn discovery(State(sim): State<S>) -> Response {
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": ["openid"],
         "acr_values_supported": ["low", "substantial", "high"],
-        "claims_supported": ["sub", "given_name", "family_name", "birthdate", "acr"],
+        "claims_supported": ["sub", "given_name", "family_name", "birthdate", "acr", "country"],
     }))
     .into_response()
 }
 
 async fn jwks(State(sim): State<S>) -> Response {
     (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        sim.keys.jwks(),
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::Json(sim.key.jwks().clone()),
     )
         .into_response()
 }
@@ -200,7 +233,7 @@ async fn authorize(State(sim): State<S>, Query(q): Query<HashMap<String, String>
     {
         return bad("response_type=code with PKCE S256 is required");
     }
-    let id = random_token(16);
+    let id = random_token();
     lock(&sim.requests).insert(
         id.clone(),
         Pending {
@@ -262,7 +295,7 @@ async fn select(State(sim): State<S>, axum::Form(f): axum::Form<Select>) -> Resp
     let Some(identity) = sim.identities.iter().find(|i| i.id == f.identity).cloned() else {
         return bad("unknown identity");
     };
-    let code = random_token(24);
+    let code = random_token();
     let returned_state = if f.fault == "bad_state" {
         "tampered-state".to_owned()
     } else {
@@ -330,12 +363,9 @@ async fn client_authenticated(sim: &Sim, form: &HashMap<String, String>) -> bool
     else {
         return false;
     };
-    let now = sim.clock.now().0;
+    let now = now();
     let aud_ok = claims["aud"] == sim.cfg.issuer.as_str()
-        || claims["aud"] == format!("{}/token", sim.cfg.issuer).as_str()
-        || claims["aud"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|v| v == sim.cfg.issuer.as_str()));
+        || claims["aud"] == format!("{}/token", sim.cfg.issuer).as_str();
     claims["iss"] == sim.cfg.client_id.as_str()
         && claims["sub"] == sim.cfg.client_id.as_str()
         && aud_ok
@@ -375,13 +405,13 @@ async fn token(
     {
         return error("invalid_grant");
     }
-    let now = sim.clock.now().0;
+    let now = now();
     let (iat, exp) = if code.fault == "expired" {
         (now - 900, now - 600)
     } else {
         (now, now + 300)
     };
-    let claims = serde_json::json!({
+    let mut claims = serde_json::json!({
         "iss": if code.fault == "wrong_issuer" { "https://impostor.example" } else { sim.cfg.issuer.as_str() },
         "sub": code.identity.person_identifier,
         "aud": sim.cfg.client_id,
@@ -393,7 +423,10 @@ async fn token(
         "family_name": code.identity.family_name,
         "birthdate": code.identity.birthdate,
     });
-    let Ok(mut id_token) = sim.keys.sign(Alg::RS256, "JWT", &claims) else {
+    if let Some(country) = &code.identity.country {
+        claims["country"] = serde_json::Value::String(country.clone());
+    }
+    let Ok(mut id_token) = sim.key.sign(&claims) else {
         return error("server_error");
     };
     if code.fault == "bad_signature" {
@@ -401,10 +434,35 @@ async fn token(
         id_token.replace_range(cut.., "AAAAAA");
     }
     axum::Json(serde_json::json!({
-        "access_token": random_token(24),
+        "access_token": random_token(),
         "token_type": "Bearer",
         "expires_in": 300,
         "id_token": id_token,
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn it_refuses_to_listen_beyond_loopback() {
+        let listener = TcpListener::bind("0.0.0.0:0").await.expect("bind");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let err = start(
+            listener,
+            SimulatorConfig {
+                issuer: "http://127.0.0.1:9091".into(),
+                fixtures: dir.path().join("none.json"),
+                keys_dir: dir.path().join("keys"),
+                client_id: "civitas".into(),
+                redirect_uri: "http://localhost:8080/eid/callback".into(),
+                client_jwks_uri: "http://localhost:8080/eid/jwks".into(),
+            },
+        )
+        .await
+        .expect_err("refused");
+        assert!(err.contains("loopback"), "{err}");
+    }
 }
