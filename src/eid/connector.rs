@@ -35,7 +35,8 @@ use crate::config::ConnectorSettings;
 use crate::ephemeral::{Cache, Ephemeral as _, EphemeralError, Key, Namespace};
 use crate::secrets::random_token;
 
-const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
+/// How long a citizen has to finish at the upstream eID provider.
+pub const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
 
 /// Why an eID flow failed. Each ends in a clear page and no binding.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,10 @@ pub enum FlowError {
     /// The `state` does not name a flow of this browser (forged, replayed or expired).
     #[error("this eID response does not belong to a sign-in started here, or it expired")]
     BadState,
+    /// The eID is of a country this connector is not trusted for
+    /// (`countries` in its settings).
+    #[error("this eID provider is not trusted for identities of that country")]
+    ForeignCountry,
     /// The upstream answer failed validation (signature, issuer, audience,
     /// expiry, nonce) or the exchange failed.
     #[error("the eID provider's answer could not be verified: {0}")]
@@ -70,17 +75,42 @@ pub enum FlowPurpose {
     Recover,
 }
 
+/// A flow begun at [`Connectors::begin`] and taken back by
+/// [`Connectors::take`]: what it was for, for the page that follows.
 #[derive(Serialize, Deserialize)]
-struct Flow {
+pub struct Flow {
     connector: String,
     purpose: FlowPurpose,
     resume: Option<String>,
-    /// Hash of the browser-binding value (the CSRF cookie of the browser
+    /// Hash of the browser-binding value (the flow cookie of the browser
     /// that started the flow): a response delivered to another browser is
     /// refused (no login CSRF into someone else's account).
     browser: String,
     verifier: String,
     nonce: String,
+}
+
+impl Flow {
+    /// What the flow is for.
+    #[must_use]
+    pub fn purpose(&self) -> &FlowPurpose {
+        &self.purpose
+    }
+
+    /// The handle of the pending authorization to resume, if any.
+    #[must_use]
+    pub fn resume(&self) -> Option<&str> {
+        self.resume.as_deref()
+    }
+}
+
+impl std::fmt::Debug for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flow")
+            .field("connector", &self.connector)
+            .field("purpose", &self.purpose)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The connector's signing key (`keys/eid-connector.pem`), for `private_key_jwt`.
@@ -321,16 +351,18 @@ impl Connectors {
         Ok(out)
     }
 
-    /// Finishes a flow from the upstream's redirect parameters: the purpose,
-    /// the pending authorization to resume (if any) and the proven identity.
+    /// Takes the flow that the upstream's redirect names (`state`), once:
+    /// only the browser that began it (`browser`, the value of its flow
+    /// cookie) gets it back.
     ///
     /// # Errors
-    /// Every failure of [`FlowError`]; none of them binds anything.
-    pub async fn finish(
+    /// [`FlowError::BadState`] for a missing, unknown, used or expired
+    /// `state` or another browser; [`FlowError::Cache`].
+    pub async fn take(
         &self,
         params: &HashMap<String, String>,
-        browser: &str,
-    ) -> Result<(FlowPurpose, Option<String>, ProvenIdentity), FlowError> {
+        browser: Option<&str>,
+    ) -> Result<Flow, FlowError> {
         let state = params.get("state").ok_or(FlowError::BadState)?;
         let bytes = self
             .cache
@@ -338,9 +370,25 @@ impl Connectors {
             .await?
             .ok_or(FlowError::BadState)?;
         let flow: Flow = serde_json::from_slice(&bytes).map_err(|_| FlowError::BadState)?;
+        let Some(browser) = browser else {
+            return Err(FlowError::BadState);
+        };
         if !crate::secrets::SecretHash::from_stored(flow.browser.clone()).verify(browser) {
             return Err(FlowError::BadState);
         }
+        Ok(flow)
+    }
+
+    /// Completes a flow this browser took back: the identity the upstream
+    /// proved, from its redirect parameters.
+    ///
+    /// # Errors
+    /// Every failure of [`FlowError`]; none of them binds anything.
+    pub async fn complete(
+        &self,
+        flow: Flow,
+        params: &HashMap<String, String>,
+    ) -> Result<ProvenIdentity, FlowError> {
         if let Some(error) = params.get("error") {
             return Err(FlowError::Refused(
                 error
@@ -399,23 +447,25 @@ impl Connectors {
         let person_identifier = text(&conn.person_identifier_claim)
             .filter(|p| !p.is_empty())
             .ok_or_else(|| FlowError::Invalid("no person identifier".into()))?;
-        Ok((
-            flow.purpose,
-            flow.resume,
-            ProvenIdentity {
-                connector: conn.id.clone(),
-                scheme: conn.scheme.clone(),
-                country: conn
-                    .country_claim
-                    .as_deref()
-                    .and_then(text)
-                    .unwrap_or_else(|| conn.country.clone()),
-                person_identifier,
-                given_name: text(&conn.given_name_claim),
-                family_name: text(&conn.family_name_claim),
-                birthdate: text(&conn.birthdate_claim),
-                level,
-            },
-        ))
+        let country = conn
+            .country_claim
+            .as_deref()
+            .and_then(text)
+            .unwrap_or_else(|| conn.country.clone())
+            .to_ascii_uppercase();
+        // A connector asserts only the identities of its own countries.
+        if !conn.accepts_country(&country) {
+            return Err(FlowError::ForeignCountry);
+        }
+        Ok(ProvenIdentity {
+            connector: conn.id.clone(),
+            scheme: conn.scheme.clone(),
+            country,
+            person_identifier,
+            given_name: text(&conn.given_name_claim),
+            family_name: text(&conn.family_name_claim),
+            birthdate: text(&conn.birthdate_claim),
+            level,
+        })
     }
 }

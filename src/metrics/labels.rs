@@ -302,7 +302,7 @@ impl EidFailure {
             FlowError::UnknownConnector => Some(Self::UnknownConnector),
             FlowError::Refused(_) => Some(Self::Refused),
             FlowError::BadState => Some(Self::BadState),
-            FlowError::Invalid(_) => Some(Self::Invalid),
+            FlowError::Invalid(_) | FlowError::ForeignCountry => Some(Self::Invalid),
             FlowError::UnknownLevel => Some(Self::UnknownLevel),
             FlowError::Cache(_) => None,
         }

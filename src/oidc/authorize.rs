@@ -555,34 +555,10 @@ impl Provider {
         self.proceed(pending, Some(handle), &client, session).await
     }
 
-    /// The client's name and the login hint of a pending request, for the
-    /// sign-in page; `None` if the handle is unknown or expired.
-    pub async fn pending_summary(
+    pub(super) async fn load_pending(
         &self,
         handle: &str,
-    ) -> Result<Option<(String, Option<String>)>, OAuthError> {
-        let Some(pending) = self.load_pending(handle).await? else {
-            return Ok(None);
-        };
-        let name = self.clients.get_recent(&pending.client_id).await?.map(|c| {
-            c.metadata
-                .client_name
-                .clone()
-                .unwrap_or_else(|| c.client_id.to_string())
-        });
-        Ok(name.map(|n| (n, pending.login_hint)))
-    }
-
-    /// The client of a pending request, if the handle names one: the
-    /// service a sign-in is for, in its audit entry.
-    ///
-    /// # Errors
-    /// If the ephemeral store fails.
-    pub async fn pending_client(&self, handle: &str) -> Result<Option<String>, OAuthError> {
-        Ok(self.load_pending(handle).await?.map(|p| p.client_id))
-    }
-
-    async fn load_pending(&self, handle: &str) -> Result<Option<PendingAuthorization>, OAuthError> {
+    ) -> Result<Option<PendingAuthorization>, OAuthError> {
         let bytes = self.cache.get(&pending_key(handle)).await?;
         Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }

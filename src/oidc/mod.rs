@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod grants;
 pub mod logout;
 pub mod params;
+pub mod pending;
 pub mod representation;
 pub mod subject;
 pub mod token;

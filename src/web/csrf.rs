@@ -4,7 +4,7 @@
 //! it presents the same value (form field `csrf` or header `X-CSRF-Token`).
 //! A cross-site page can neither read the cookie nor make the browser send it.
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue};
 use subtle::ConstantTimeEq;
 
 use crate::config::Settings;
@@ -19,16 +19,7 @@ fn name(settings: &Settings) -> &'static str {
 }
 
 fn read(settings: &Settings, headers: &HeaderMap) -> Option<String> {
-    let name = name(settings);
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-        .filter(|v| v.len() == 32)
+    super::cookies::read(headers, name(settings)).filter(|v| v.len() == 32)
 }
 
 /// The browser's token, or a new one with the `Set-Cookie` that stores it.

@@ -13,6 +13,7 @@ mod activity;
 mod admin;
 mod authorize;
 mod charts;
+mod cookies;
 mod csrf;
 mod dashboard;
 mod eid;

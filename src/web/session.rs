@@ -1,7 +1,7 @@
 //! The OP session cookie: HttpOnly, SameSite=Lax, host-only, `Secure` (and
 //! the `__Host-` prefix) whenever the issuer is https.
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue};
 
 use crate::config::Settings;
 
@@ -17,16 +17,7 @@ pub fn cookie_name(settings: &Settings) -> &'static str {
 
 /// The session cookie value the browser sent, if any.
 pub(crate) fn read(settings: &Settings, headers: &HeaderMap) -> Option<String> {
-    let name = cookie_name(settings);
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
+    super::cookies::read(headers, cookie_name(settings)).filter(|v| !v.is_empty() && v.len() <= 128)
 }
 
 /// A `Set-Cookie` value that stores `value` as the session cookie.

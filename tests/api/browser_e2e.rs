@@ -27,7 +27,7 @@ use crate::helpers::{Stack, TestApp};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-fn chromium_available() -> bool {
+pub(crate) fn chromium_available() -> bool {
     if std::path::Path::new(CHROMIUM).exists() {
         return true;
     }
@@ -51,7 +51,7 @@ struct RpState {
 
 /// A relying party: a small web server whose callback exchanges the code
 /// and validates the ID token with the `openidconnect` crate.
-struct Rp {
+pub(crate) struct Rp {
     client: openidconnect::core::CoreClient<
         openidconnect::EndpointSet,
         openidconnect::EndpointNotSet,
@@ -65,7 +65,7 @@ struct Rp {
 
 impl Rp {
     /// A relying party named `name` whose callback is on `host` (its sector).
-    async fn start(app: &TestApp, name: &str, host: &str) -> Rp {
+    pub(crate) async fn start(app: &TestApp, name: &str, host: &str) -> Rp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let callback = format!(
             "http://{host}:{}/callback",
@@ -121,7 +121,7 @@ impl Rp {
     }
 
     /// The authorization URL of a new request.
-    fn begin(&self) -> String {
+    pub(crate) fn begin(&self) -> String {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, csrf, nonce) = self
             .client
@@ -138,16 +138,16 @@ impl Rp {
         url.to_string()
     }
 
-    fn sign_ins(&self) -> Vec<Value> {
+    pub(crate) fn sign_ins(&self) -> Vec<Value> {
         self.state.lock().unwrap().signed_in.clone()
     }
 }
 
-async fn current_url(page: &Page) -> String {
+pub(crate) async fn current_url(page: &Page) -> String {
     page.url().await.unwrap().unwrap_or_default()
 }
 
-async fn wait_for_url(page: &Page, what: &str, pred: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn wait_for_url(page: &Page, what: &str, pred: impl Fn(&str) -> bool) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let url = current_url(page).await;
@@ -169,7 +169,7 @@ async fn wait_for_url(page: &Page, what: &str, pred: impl Fn(&str) -> bool) -> S
     }
 }
 
-async fn click(page: &Page, selector: &str) {
+pub(crate) async fn click(page: &Page, selector: &str) {
     page.find_element(selector)
         .await
         .unwrap_or_else(|e| panic!("{selector}: {e}"))
@@ -178,7 +178,7 @@ async fn click(page: &Page, selector: &str) {
         .unwrap();
 }
 
-async fn type_into(page: &Page, selector: &str, text: &str) {
+pub(crate) async fn type_into(page: &Page, selector: &str, text: &str) {
     page.find_element(selector)
         .await
         .unwrap()
@@ -193,7 +193,7 @@ async fn type_into(page: &Page, selector: &str, text: &str) {
 /// Checks that a page can be used with a keyboard and a screen reader: a
 /// language, one main heading, a label for every visible field, a name for
 /// every button and link, no positive tabindex (natural focus order).
-async fn accessibility_problems(page: &Page) -> Vec<String> {
+pub(crate) async fn accessibility_problems(page: &Page) -> Vec<String> {
     let script = r#"(() => {
         const problems = [];
         if (!document.documentElement.lang) problems.push("no lang on <html>");
@@ -222,7 +222,7 @@ async fn accessibility_problems(page: &Page) -> Vec<String> {
 
 /// Headless Chromium with one page that has a virtual authenticator (CTAP2,
 /// internal transport, resident keys, user verification).
-async fn launch() -> (
+pub(crate) async fn launch() -> (
     Browser,
     Page,
     tokio::task::JoinHandle<()>,
@@ -359,59 +359,6 @@ async fn a_citizen_goes_from_nothing_to_signed_in_at_two_services_with_a_passkey
         sso[0]["sub"], again[1]["sub"],
         "pairwise subjects: another sector, another sub"
     );
-
-    browser.close().await.unwrap();
-    let _ = browser.wait().await;
-    events.abort();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_citizen_enrolls_an_eid_in_the_browser_to_reach_a_service_that_requires_substantial() {
-    if !chromium_available() {
-        return;
-    }
-    let (app, _sim) = crate::eid::with_simulator(Stack::Embedded).await.unwrap();
-    let portal = Rp::start(&app, "Tax portal", "localhost").await;
-    let (mut browser, page, events, _profile) = launch().await;
-
-    // The service demands substantial (acr_values); the citizen has nothing yet.
-    let url = format!("{}&acr_values=substantial", portal.begin());
-    page.goto(url).await.unwrap();
-    wait_for_url(&page, "the sign-in page", |u| u.contains("/signin?auth=")).await;
-    click(&page, "[data-testid=create-account]").await;
-    wait_for_url(&page, "the account form", |u| u.contains("/signin/create")).await;
-    type_into(&page, "input[name=display_name]", "Mari Maasikas").await;
-    type_into(&page, "input[name=email]", "mari@example.eu").await;
-    click(&page, "[data-testid=passkey-register]").await;
-
-    // A new account is low: the step-up page offers the eID.
-    wait_for_url(&page, "the step-up page", |u| {
-        u.contains("/authorize/resume")
-    })
-    .await;
-    assert!(
-        page.content()
-            .await
-            .unwrap()
-            .contains("needs a higher level of assurance")
-    );
-    click(&page, "[data-testid=step-up-eid-sim]").await;
-    wait_for_url(&page, "the eID simulator", |u| {
-        u.contains("/authorize?") && !u.contains(&app.base)
-    })
-    .await;
-    click(&page, "[data-testid=eid-approve]").await;
-
-    // Back at Civitas, proven at substantial: consent, then the service.
-    wait_for_url(&page, "the consent page", |u| {
-        u.starts_with(&app.base) && u.contains("/authorize/resume")
-    })
-    .await;
-    click(&page, "[data-testid=consent-allow]").await;
-    wait_for_url(&page, "the portal's callback", |u| u.contains("/callback?")).await;
-    let signed = portal.sign_ins();
-    assert_eq!(signed.len(), 1);
-    assert_eq!(signed[0]["acr"], "http://eidas.europa.eu/LoA/substantial");
 
     browser.close().await.unwrap();
     let _ = browser.wait().await;

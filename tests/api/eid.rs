@@ -19,7 +19,8 @@ use crate::rp::{hidden, param, redirect_params};
 pub async fn with_simulator(stack: Stack) -> Option<(TestApp, RunningSimulator)> {
     let env = TestEnv::new(stack).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim_issuer = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    // Another site than Civitas (`http://localhost:PORT`), as a real eID provider is.
+    let sim_issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let extra = format!(
         "[[eid.connectors]]\nid = \"sim\"\nname = \"Test eID\"\nissuer = \"{sim_issuer}\"\nclient_id = \"civitas\"\n\
          scheme = \"simulated-eid\"\ncountry = \"EE\"\n"
@@ -45,7 +46,7 @@ pub async fn with_simulator(stack: Stack) -> Option<(TestApp, RunningSimulator)>
 /// Goes from `start` (a Civitas path) through the simulator's page, choosing
 /// `identity`, `level`, `fault` and approving (or cancelling); the response
 /// of Civitas's callback.
-async fn through_eid(
+pub(crate) async fn through_eid(
     b: &mut Browser<'_>,
     start: &str,
     identity: &str,
@@ -53,6 +54,20 @@ async fn through_eid(
     fault: &str,
     approve: bool,
 ) -> reqwest::Response {
+    let callback = to_callback(b, start, identity, level, fault, approve).await;
+    b.get(&callback).await
+}
+
+/// As [`through_eid`], but stops at the upstream's redirect back: the
+/// callback's path, not yet delivered to Civitas.
+pub(crate) async fn to_callback(
+    b: &mut Browser<'_>,
+    start: &str,
+    identity: &str,
+    level: &str,
+    fault: &str,
+    approve: bool,
+) -> String {
     let res = b.get(start).await;
     assert_eq!(res.status(), 303, "{start}");
     let upstream = res.headers()["location"].to_str().unwrap().to_owned();
@@ -88,10 +103,10 @@ async fn through_eid(
         .unwrap();
     let callback = res.headers()["location"].to_str().unwrap().to_owned();
     assert!(callback.starts_with(&b.app.base), "{callback}");
-    b.get(&callback[b.app.base.len()..]).await
+    callback[b.app.base.len()..].to_owned()
 }
 
-async fn signed_up(
+pub(crate) async fn signed_up(
     app: &TestApp,
     device_bound: bool,
 ) -> (Browser<'_>, SoftAuthenticator, civitas::accounts::AccountId) {

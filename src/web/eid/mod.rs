@@ -1,17 +1,25 @@
 //! eID enrollment, re-proofing and recovery through a connector; the
 //! connector's public key set.
+//!
+//! Each flow is bound to the browser that began it by a cookie of its own
+//! ([`cookie`]), which the upstream's cross-site redirect back carries; a
+//! flow that cannot finish ends in a page with a way forward ([`failure`]).
 
 use std::collections::HashMap;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::passkeys::with_cookie;
-use super::{PageError, State as AppState, csrf, session};
+mod cookie;
+mod failure;
+
+use failure::{Failure, Forward, Stop};
+
+use super::{PageError, State as AppState, session};
 use crate::assurance::Level;
 use crate::audit::{self, Event, Kind};
 use crate::eid::connector::{FlowError, FlowPurpose};
@@ -36,29 +44,25 @@ async fn jwks(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-/// The page for a failed flow; the failure is counted.
-fn flow_failed(app: &AppState) -> impl FnOnce(FlowError) -> PageError + '_ {
-    move |e| {
-        if let Some(reason) = EidFailure::of(&e) {
-            app.metrics.eid_failed(reason);
-        }
-        flow_page(e)
+/// Counts a failed flow (not a failure of the cache).
+fn count(app: &AppState, e: &FlowError) {
+    if let Some(reason) = EidFailure::of(e) {
+        app.metrics.eid_failed(reason);
     }
 }
 
-fn flow_page(e: FlowError) -> PageError {
-    match e {
-        FlowError::Cache(c) => OAuthError::from(c).into(),
-        FlowError::UnknownConnector => PageError::Client {
-            status: StatusCode::NOT_FOUND,
-            title: "This eID is not offered",
-            message: e.to_string(),
-        },
-        other => PageError::bad_request(
-            "Your eID could not be used",
-            format!("{other}. Nothing was changed; you can try again."),
-        ),
-    }
+/// A flow that could not begin: a page that leads back to where the
+/// citizen came from.
+fn not_begun(app: &AppState, e: FlowError, purpose: &FlowPurpose) -> Failure {
+    count(app, &e);
+    failure::stop_for(e, failure::forward_of(Some(purpose), None))
+}
+
+/// Redirects to the upstream with the flow's cookie.
+fn to_upstream(url: &str, cookie: HeaderValue) -> Response {
+    let mut res = Redirect::to(url).into_response();
+    res.headers_mut().append(header::SET_COOKIE, cookie);
+    res
 }
 
 #[derive(Deserialize)]
@@ -73,7 +77,7 @@ async fn start_enrollment(
     State(app): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<Start>,
-) -> Result<Response, PageError> {
+) -> Result<Response, Failure> {
     let Some(session) = super::authorize::full_session(&app, &headers).await? else {
         return Ok(Redirect::to("/signin").into_response());
     };
@@ -82,58 +86,104 @@ async fn start_enrollment(
             && a.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     });
-    let (browser, cookie) = csrf::token(&app.settings, &headers);
-    let url = app
+    let purpose = FlowPurpose::Enroll(session.account_id);
+    let (browser, cookie) = cookie::issue(&app.settings);
+    let url = match app
         .eid
-        .begin(
-            &q.connector,
-            FlowPurpose::Enroll(session.account_id),
-            resume,
-            &browser,
-        )
+        .begin(&q.connector, purpose.clone(), resume.clone(), &browser)
         .await
-        .map_err(flow_failed(&app))?;
-    Ok(with_cookie(Redirect::to(&url).into_response(), cookie))
+    {
+        Ok(url) => url,
+        Err(e) => {
+            count(&app, &e);
+            let service = match &resume {
+                Some(h) => app.oidc.pending_return(h).await?,
+                None => None,
+            };
+            return Err(failure::stop_for(
+                e,
+                failure::forward_of(Some(&purpose), service),
+            ));
+        }
+    };
+    Ok(to_upstream(&url, cookie))
 }
 
 /// Recovery: no session needed; the eID proves who it is.
 async fn start_recovery(
     State(app): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<Start>,
-) -> Result<Response, PageError> {
-    let (browser, cookie) = csrf::token(&app.settings, &headers);
+) -> Result<Response, Failure> {
+    let (browser, cookie) = cookie::issue(&app.settings);
     let url = app
         .eid
         .begin(&q.connector, FlowPurpose::Recover, None, &browser)
         .await
-        .map_err(flow_failed(&app))?;
-    Ok(with_cookie(Redirect::to(&url).into_response(), cookie))
+        .map_err(|e| not_begun(&app, e, &FlowPurpose::Recover))?;
+    Ok(to_upstream(&url, cookie))
 }
 
+/// The upstream's redirect back. Whatever happens, the flow's cookie is
+/// cleared: a flow is used once.
 async fn callback(
     State(app): State<AppState>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Response, PageError> {
-    let (browser, _) = csrf::token(&app.settings, &headers);
-    let (purpose, resume, identity) = app
+) -> Response {
+    let mut res = match finish(&app, &headers, &params).await {
+        Ok(res) => res,
+        Err(failure) => failure.into_response(),
+    };
+    res.headers_mut()
+        .append(header::SET_COOKIE, cookie::clear(&app.settings));
+    res
+}
+
+async fn finish(
+    app: &AppState,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<Response, Failure> {
+    let browser = cookie::read(&app.settings, headers);
+    // A response this browser did not ask for: nothing of the flow is shown.
+    let flow = app
         .eid
-        .finish(&params, &browser)
+        .take(params, browser.as_deref())
         .await
-        .map_err(flow_failed(&app))?;
+        .map_err(|e| {
+            count(app, &e);
+            failure::stop_for(e, Forward::Account)
+        })?;
+    let purpose = flow.purpose().clone();
+    let resume = flow.resume().map(str::to_owned);
+    let service = match &resume {
+        Some(h) => app.oidc.pending_return(h).await?,
+        None => None,
+    };
+    let forward = || failure::forward_of(Some(&purpose), service.clone());
+    let identity = match app.eid.complete(flow, params).await {
+        Ok(identity) => identity,
+        Err(e) => {
+            count(app, &e);
+            return Err(failure::stop_for(e, forward()));
+        }
+    };
     let now = app.clock.now();
-    match purpose {
+    match purpose.clone() {
         FlowPurpose::Enroll(account) => {
             // The browser must still be signed in to the account that started.
-            let cookie = session::read(&app.settings, &headers);
-            let current = super::authorize::current_session(&app, &headers).await?;
+            let cookie = session::read(&app.settings, headers);
+            let current = super::authorize::current_session(app, headers).await?;
             let Some(current) = current.filter(|s| s.account_id == account && !s.restricted) else {
                 app.metrics.eid_failed(EidFailure::SignedOut);
-                return Err(PageError::bad_request(
-                    "Sign in again",
-                    "You were signed out while using your eID. Nothing was changed.",
-                ));
+                return Err(Stop {
+                    status: StatusCode::BAD_REQUEST,
+                    title: "Sign in again",
+                    message: "You were signed out while using your eID. Nothing was changed."
+                        .into(),
+                    forward: Forward::SignIn(resume),
+                }
+                .into());
             };
             let bound = eid::bind(&app.db, &app.eid_keys, &account, &identity, now).await;
             if let Some(handle) = &resume {
@@ -159,23 +209,27 @@ async fn callback(
                 Ok(()) => {}
                 Err(EidError::BoundElsewhere) => {
                     app.metrics.eid_failed(EidFailure::IdentityConflict);
-                    return Err(PageError::Client {
+                    return Err(Stop {
                         status: StatusCode::CONFLICT,
                         title: "This eID belongs to another account",
                         message: "Your national identity is already bound to another Civitas account. Sign in to that \
                                   account instead, or contact support. Nothing was changed."
                             .into(),
-                    });
+                        forward: forward(),
+                    }
+                    .into());
                 }
                 Err(EidError::AccountBoundToOther) => {
                     app.metrics.eid_failed(EidFailure::IdentityConflict);
-                    return Err(PageError::Client {
+                    return Err(Stop {
                         status: StatusCode::CONFLICT,
                         title: "Another identity is bound to this account",
                         message: "This account was proven with a different national identity. Nothing was changed.".into(),
-                    });
+                        forward: forward(),
+                    }
+                    .into());
                 }
-                Err(e) => return Err(PageError::Internal(e.to_string())),
+                Err(e) => return Err(PageError::Internal(e.to_string()).into()),
             }
             // The session's level rises at once: same authenticator, new proofing.
             let device_bound = current.amr.iter().any(|a| a == amr::HWK);
@@ -198,21 +252,25 @@ async fn callback(
                 .map_err(OAuthError::from)?
             else {
                 app.metrics.eid_failed(EidFailure::NoAccount);
-                return Err(PageError::Client {
+                return Err(Stop {
                     status: StatusCode::NOT_FOUND,
                     title: "No account for this eID",
                     message: "No Civitas account has been proven with this eID. Create an account, then enroll your eID.".into(),
-                });
+                    forward: Forward::Recover,
+                }
+                .into());
             };
             if crate::accounts::lock::is_locked(&app.db, &account)
                 .await
                 .map_err(OAuthError::from)?
             {
-                return Err(PageError::Client {
+                return Err(Stop {
                     status: StatusCode::FORBIDDEN,
                     title: "Account locked",
                     message: "This Civitas account is locked and cannot be recovered. Contact the service desk.".into(),
-                });
+                    forward: Forward::Recover,
+                }
+                .into());
             }
             let event = Event::citizen(Kind::EidRecovery, &account)
                 .with("scheme", identity.scheme.as_str())
@@ -220,7 +278,7 @@ async fn callback(
             audit::record_alone(&app.db, &event, now)
                 .await
                 .map_err(OAuthError::from)?;
-            let previous = session::read(&app.settings, &headers);
+            let previous = session::read(&app.settings, headers);
             let (_, cookie) = app
                 .sessions
                 .establish_recovery(account, previous.as_deref())
