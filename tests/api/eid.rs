@@ -17,13 +17,21 @@ use crate::rp::{hidden, param, redirect_params};
 
 /// Civitas with one connector, and the simulator it points at.
 pub async fn with_simulator(stack: Stack) -> Option<(TestApp, RunningSimulator)> {
+    with_simulator_and(stack, "").await
+}
+
+/// As [`with_simulator`], with `connector` TOML added to the connector's table.
+pub async fn with_simulator_and(
+    stack: Stack,
+    connector: &str,
+) -> Option<(TestApp, RunningSimulator)> {
     let env = TestEnv::new(stack).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     // Another site than Civitas (`http://localhost:PORT`), as a real eID provider is.
     let sim_issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let extra = format!(
         "[[eid.connectors]]\nid = \"sim\"\nname = \"Test eID\"\nissuer = \"{sim_issuer}\"\nclient_id = \"civitas\"\n\
-         scheme = \"simulated-eid\"\ncountry = \"EE\"\n"
+         scheme = \"simulated-eid\"\ncountry = \"EE\"\n{connector}\n"
     );
     let app = env.spawn_with(Arc::new(SystemClock), &extra).await;
     let sim = simulator::start(

@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use crate::browser_session::Browser;
-use crate::eid::{signed_up, through_eid, to_callback, with_simulator};
+use crate::eid::{signed_up, through_eid, to_callback, with_simulator, with_simulator_and};
 use crate::helpers::Stack;
 use crate::on_both_stacks;
 use crate::rp::{CALLBACK, hidden, redirect_params};
@@ -259,7 +259,56 @@ async fn every_eid_error_page_offers_a_way_forward(stack: Stack) {
     );
 }
 
+async fn a_connector_asserts_only_identities_of_its_own_countries(stack: Stack) {
+    let Some((app, _sim)) =
+        with_simulator_and(stack, "country_claim = \"country\"\ncountries = [\"EE\"]").await
+    else {
+        return;
+    };
+    let (mut b, _key, account) = signed_up(&app, true).await;
+    // The simulator's "pierre" carries the country claim FR.
+    let res = through_eid(
+        &mut b,
+        "/account/eid/start?connector=sim",
+        "pierre",
+        "high",
+        "",
+        true,
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("not trusted for identities of that country")
+    );
+    let db = &app.app().db;
+    assert_eq!(
+        civitas::eid::proofing_level(db, &account).await.unwrap(),
+        None
+    );
+    // Without the claim, the connector's own country.
+    let res = through_eid(
+        &mut b,
+        "/account/eid/start?connector=sim",
+        "mari",
+        "substantial",
+        "",
+        true,
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let keys = &app.app().eid_keys;
+    let binding = civitas::eid::binding(db, keys, &account)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(binding.identity.country, "EE");
+}
+
 on_both_stacks!(
+    a_connector_asserts_only_identities_of_its_own_countries,
     the_upstreams_redirect_back_needs_only_what_a_cross_site_navigation_carries,
     an_eid_flow_is_bound_to_a_cookie_of_its_own_used_once_and_cleared,
     every_eid_error_page_offers_a_way_forward,
