@@ -29,4 +29,5 @@ mod registration;
 mod representation;
 mod rp;
 mod scale_out;
+mod sectors;
 mod store_contract;
