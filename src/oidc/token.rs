@@ -196,7 +196,7 @@ impl Provider {
         }
         if !grants::insert(&self.db, &grant, Some(&code_hash), &events).await? {
             return Err(OAuthError::invalid_grant(
-                "the account was locked after the code was issued",
+                "the account was locked or erased after the code was issued",
             ));
         }
         self.issue_tokens(client, &grant, granted.nonce.as_deref(), &grant.scope, true)

@@ -17,6 +17,7 @@ mod discovery;
 mod eid;
 mod ephemeral_contract;
 mod keys;
+mod late_redemption;
 mod layering;
 mod logout;
 mod logs;
