@@ -28,6 +28,7 @@ mod oidc;
 mod passkeys;
 mod registration;
 mod representation;
+mod representation_binding;
 mod rp;
 mod scale_out;
 mod sectors;
