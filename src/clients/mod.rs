@@ -369,7 +369,11 @@ impl Clients {
         metadata: ClientMetadata,
         actor: &Actor,
     ) -> Result<Issued, ClientError> {
-        sector::check_update(&client.sector, &metadata, &client.client_id)?;
+        if let Err(e) = sector::check_update(&client.sector, &metadata, &client.client_id) {
+            // Protocol review H1: the way to read another sector's subjects.
+            tracing::warn!(client_id = %client.client_id, "update refused: it would leave the client's pairwise sector");
+            return Err(e);
+        }
         metadata::verify_sector(&metadata, &self.http).await?;
         let mut updated = client.clone();
         let uses_secret = metadata.token_endpoint_auth_method.uses_secret();

@@ -114,8 +114,9 @@ pub fn check_update(
 /// # Errors
 /// If the database fails, or a client's metadata cannot be read.
 pub async fn fill_legacy(db: &Database) -> Result<u64, StoreError> {
+    let mut tx = db.begin().await?;
     let rows = sqlx::query("SELECT client_id, metadata FROM clients WHERE sector IS NULL")
-        .fetch_all(db.pool())
+        .fetch_all(&mut *tx)
         .await?;
     let mut filled = 0;
     for row in rows {
@@ -126,10 +127,11 @@ pub async fn fill_legacy(db: &Database) -> Result<u64, StoreError> {
             sqlx::query("UPDATE clients SET sector = $2 WHERE client_id = $1 AND sector IS NULL")
                 .bind(client_id.as_str())
                 .bind(legacy(&metadata, &client_id))
-                .execute(db.pool())
+                .execute(&mut *tx)
                 .await?;
         filled += done.rows_affected();
     }
+    tx.commit().await?;
     Ok(filled)
 }
 

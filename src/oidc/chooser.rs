@@ -84,13 +84,17 @@ impl Provider {
         client: &Client,
         session: &Session,
     ) -> Result<Option<Outcome>, OAuthError> {
-        if pending.represent.is_none()
-            || pending
-                .representation_choice
-                .as_ref()
-                .is_some_and(|c| c.made_by(session))
-        {
+        if pending.represent.is_none() {
             return Ok(None);
+        }
+        match &pending.representation_choice {
+            Some(c) if c.made_by(session) => return Ok(None),
+            // Protocol review H2: a request link opened by another account.
+            Some(c) if c.account_id != session.account_id => tracing::warn!(
+                client_id = %pending.client_id,
+                "a representation choice made by another account was set aside"
+            ),
+            _ => {}
         }
         self.chooser_page(pending, handle, client, session)
             .await

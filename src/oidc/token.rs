@@ -188,6 +188,7 @@ impl Provider {
         // The power may have ended since the code was issued: no grant, no
         // tokens, no `mandate.used` then.
         if !self.grant_power_holds(&grant).await? {
+            tracing::info!(client_id = %client.client_id, "code refused: its mandate has ended");
             return Err(super::representation::mandate_ended());
         }
         let mut events = vec![self.released(client, &grant).await?];
