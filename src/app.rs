@@ -117,6 +117,7 @@ impl Civitas {
                 "audit entries of an earlier version chained"
             );
         }
+        crate::clients::sector::fill_legacy(&db).await?;
         let cache = Cache::open(&settings.cache_url, &settings.cache_prefix)?;
         let keys = KeyManager::open(
             &settings.keys_dir,

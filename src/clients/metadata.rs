@@ -497,8 +497,9 @@ impl MetadataRequest {
                     .to_owned(),
             ),
         };
-        // OIDC Core §8.1: pairwise subjects are computed per host; redirect
-        // URIs on several hosts would need a sector_identifier_uri.
+        // OIDC Core §8.1: pairwise subjects are computed per sector; redirect
+        // URIs on several hosts need a sector_identifier_uri, unless all are
+        // loopback (such a client is a sector of its own, `sector.rs`).
         let hosts: std::collections::BTreeSet<_> = redirect_uris
             .iter()
             .filter_map(|u| {
@@ -509,7 +510,10 @@ impl MetadataRequest {
             .collect();
         let sector_identifier_uri =
             https_url("sector_identifier_uri", self.sector_identifier_uri, true)?;
-        if hosts.len() > 1 && sector_identifier_uri.is_none() {
+        if hosts.len() > 1
+            && sector_identifier_uri.is_none()
+            && !hosts.iter().all(|h| is_loopback_host(h))
+        {
             return Err(ClientError::InvalidRedirectUri(
                 "redirect URIs on several hosts need a sector_identifier_uri (OIDC Core §8.1)"
                     .into(),

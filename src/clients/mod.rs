@@ -3,9 +3,11 @@
 //!
 //! Secrets are generated here with 256 bits of entropy, returned once, and
 //! stored only as SHA-256 hashes ([`crate::secrets`]). Subjects are pairwise
-//! for every client unless the operator sets `public` (OIDC Core §8).
+//! for every client unless the operator sets `public` (OIDC Core §8), in a
+//! sector fixed at registration ([`sector`]).
 
 pub mod metadata;
+pub mod sector;
 mod store;
 
 use std::collections::HashMap;
@@ -120,11 +122,18 @@ pub struct Client {
     pub created_at: UnixTime,
     /// When its metadata last changed.
     pub updated_at: UnixTime,
+    sector: String,
     secret_hash: Option<SecretHash>,
     registration_token_hash: Option<SecretHash>,
 }
 
 impl Client {
+    /// Its pairwise sector, fixed at registration ([`sector`]).
+    #[must_use]
+    pub fn sector(&self) -> &str {
+        &self.sector
+    }
+
     /// Does `presented` match this client's secret (constant-time)?
     #[must_use]
     pub fn verify_secret(&self, presented: &str) -> bool {
@@ -232,8 +241,10 @@ impl Clients {
             .uses_secret()
             .then(Secret::generate);
         let registration_access_token = options.registration_token.then(Secret::generate);
+        let client_id = ClientId::generate();
         let client = Client {
-            client_id: ClientId::generate(),
+            sector: sector::derive(&metadata, &client_id),
+            client_id,
             metadata,
             first_party: options.first_party,
             subject_type: options.subject_type,
@@ -346,16 +357,23 @@ impl Clients {
 
     /// Replaces a client's metadata (RFC 7592 §2.2). A client that moves to a
     /// secret-based method without having a secret gets one; a client that
-    /// leaves them loses its secret.
+    /// leaves them loses its secret. Its pairwise sector stays: metadata
+    /// that would give another one is refused ([`sector::check_update`]).
     ///
     /// # Errors
-    /// If the database fails.
+    /// Metadata outside the client's sector, a sector document that does
+    /// not list every redirect URI, or a database failure.
     pub async fn update(
         &self,
         client: &Client,
         metadata: ClientMetadata,
         actor: &Actor,
     ) -> Result<Issued, ClientError> {
+        if let Err(e) = sector::check_update(&client.sector, &metadata, &client.client_id) {
+            // Protocol review H1: the way to read another sector's subjects.
+            tracing::warn!(client_id = %client.client_id, "update refused: it would leave the client's pairwise sector");
+            return Err(e);
+        }
         metadata::verify_sector(&metadata, &self.http).await?;
         let mut updated = client.clone();
         let uses_secret = metadata.token_endpoint_auth_method.uses_secret();

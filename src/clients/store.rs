@@ -21,7 +21,7 @@ pub(super) async fn insert_client(
     let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO clients (client_id, secret_hash, registration_token_hash, metadata, first_party, \
-         subject_type, created_at, updated_at, admin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         subject_type, created_at, updated_at, admin, sector) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(client.client_id.as_str())
     .bind(client.secret_hash.as_ref().map(|h| h.as_str().to_owned()))
@@ -32,6 +32,7 @@ pub(super) async fn insert_client(
     .bind(client.created_at.0)
     .bind(client.updated_at.0)
     .bind(i64::from(client.admin))
+    .bind(&client.sector)
     .execute(&mut *tx)
     .await?;
     audit::record_all(&mut tx, events, client.created_at).await?;
@@ -47,7 +48,7 @@ pub(super) async fn update_client(
     let mut tx = db.begin().await?;
     sqlx::query(
         "UPDATE clients SET secret_hash = $2, registration_token_hash = $3, metadata = $4, first_party = $5, \
-         subject_type = $6, updated_at = $7 WHERE client_id = $1",
+         subject_type = $6, updated_at = $7, sector = $8 WHERE client_id = $1",
     )
     .bind(client.client_id.as_str())
     .bind(client.secret_hash.as_ref().map(|h| h.as_str().to_owned()))
@@ -56,6 +57,7 @@ pub(super) async fn update_client(
     .bind(i64::from(client.first_party))
     .bind(client.subject_type.as_str())
     .bind(client.updated_at.0)
+    .bind(&client.sector)
     .execute(&mut *tx)
     .await?;
     audit::record(&mut tx, event, client.updated_at).await?;
@@ -69,7 +71,7 @@ pub(super) async fn get_client(
 ) -> Result<Option<Client>, StoreError> {
     let row = sqlx::query(
         "SELECT client_id, secret_hash, registration_token_hash, metadata, first_party, subject_type, \
-         created_at, updated_at, admin FROM clients WHERE client_id = $1",
+         created_at, updated_at, admin, sector FROM clients WHERE client_id = $1",
     )
     .bind(client_id)
     .fetch_optional(db.pool())
@@ -80,7 +82,7 @@ pub(super) async fn get_client(
 pub(super) async fn list_clients(db: &Database) -> Result<Vec<Client>, StoreError> {
     let rows = sqlx::query(
         "SELECT client_id, secret_hash, registration_token_hash, metadata, first_party, subject_type, \
-         created_at, updated_at, admin FROM clients ORDER BY created_at, client_id",
+         created_at, updated_at, admin, sector FROM clients ORDER BY created_at, client_id",
     )
     .fetch_all(db.pool())
     .await?;
@@ -147,8 +149,15 @@ fn from_row(row: &AnyRow) -> Result<Client, StoreError> {
         "public" => SubjectType::Public,
         _ => SubjectType::Pairwise,
     };
+    let client_id = ClientId::new(row.try_get::<String, _>("client_id")?);
+    // NULL only for a client of before migration 0012 not yet filled in by
+    // `sector::fill_legacy`: the same value.
+    let sector = row
+        .try_get::<Option<String>, _>("sector")?
+        .unwrap_or_else(|| super::sector::legacy(&metadata, &client_id));
     Ok(Client {
-        client_id: ClientId::new(row.try_get::<String, _>("client_id")?),
+        client_id,
+        sector,
         metadata,
         first_party: flag(row.try_get("first_party")?),
         subject_type,

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::chooser::Chooser;
+use super::chooser::{Checked, RepresentChoice};
 use super::params::{ClaimsRequest, Params, Prompt, Repeated, Scope};
 use super::representation::{self as rep, Representation};
 use super::{OAuthError, Provider, consent, grants};
@@ -28,7 +30,7 @@ use crate::secrets::{Secret, SecretHash, random_token};
 use crate::sessions::Session;
 
 /// How long a citizen has to sign in and consent.
-const PENDING_TTL: Duration = Duration::from_secs(15 * 60);
+pub(super) const PENDING_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// How the response is returned (OAuth 2.0 Multiple Response Types §2.1, Form Post Response Mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,9 +86,11 @@ pub struct PendingAuthorization {
     /// Representation asked for: the powers needed (empty: any), if any.
     #[serde(default)]
     pub represent: Option<Vec<String>>,
-    /// The citizen's choice: `Some(None)` for "myself".
+    /// The choice made on the chooser, with the account and level that
+    /// made it: only a session of that account at that level continues
+    /// with it (`chooser.rs`).
     #[serde(default)]
-    pub represent_choice: Option<Option<Representation>>,
+    pub representation_choice: Option<RepresentChoice>,
 }
 
 /// An authorization response (success or error) for the client.
@@ -152,24 +156,6 @@ pub struct StepUp {
     /// Would signing in with a device-bound passkey reach the demand (the
     /// identity proofing already suffices)?
     pub passkey_would_help: bool,
-}
-
-/// The representation chooser.
-#[derive(Debug, Clone)]
-pub struct Chooser {
-    /// The pending request's handle.
-    pub handle: String,
-    /// Anti-forgery token of the form.
-    pub csrf: String,
-    /// The client's display name.
-    pub client_name: String,
-    /// The organizations the citizen may act for here: mandate reference,
-    /// organization name, powers.
-    pub options: Vec<(String, String, String)>,
-    /// The powers the service asks for.
-    pub requested: Vec<String>,
-    /// Where the answer may go (the form's CSP must allow it).
-    pub redirect_uri: String,
 }
 
 /// What the authorization endpoint decides.
@@ -251,14 +237,14 @@ pub fn describe_scope(scope: &str) -> &'static str {
     }
 }
 
-fn refused(title: &'static str, message: impl Into<String>) -> Outcome {
+pub(super) fn refused(title: &'static str, message: impl Into<String>) -> Outcome {
     Outcome::Refused {
         title,
         message: message.into(),
     }
 }
 
-fn pending_key(handle: &str) -> Key {
+pub(super) fn pending_key(handle: &str) -> Key {
     Key::new(Namespace::AuthRequest, handle)
 }
 
@@ -519,7 +505,7 @@ impl Provider {
             csrf: random_token(24),
             required_acr,
             represent,
-            represent_choice: None,
+            representation_choice: None,
         };
         self.proceed(pending, None, &client, session).await
     }
@@ -589,7 +575,7 @@ impl Provider {
         fresh_enough && (!forced || reauthenticated) && hinted_ok
     }
 
-    async fn proceed(
+    pub(super) async fn proceed(
         &self,
         pending: PendingAuthorization,
         handle: Option<&str>,
@@ -666,47 +652,11 @@ impl Provider {
                 }));
             }
         }
-        if let (Some(requested), None) = (&pending.represent, &pending.represent_choice) {
-            if pending.prompt.none {
-                return self
-                    .finish_with_error(
-                        &pending,
-                        handle,
-                        "interaction_required",
-                        "the citizen must choose whom they act for",
-                    )
-                    .await;
-            }
-            let level = Level::parse(&session.acr).unwrap_or(Level::Low);
-            let options = self
-                .mandates
-                .powers_of(&session.account_id)
-                .await
-                .map_err(|e| OAuthError::Internal(e.to_string()))?
-                .into_iter()
-                .filter(|p| p.covers(requested, level))
-                .map(|p| {
-                    let powers = if requested.is_empty() {
-                        p.powers.join(" ")
-                    } else {
-                        requested.join(" ")
-                    };
-                    (p.mandate_ref, p.org_name, powers)
-                })
-                .collect();
-            let handle = self.keep_pending(&pending, handle).await?;
-            return Ok(Outcome::ChooseRepresentation(Chooser {
-                handle,
-                csrf: pending.csrf.clone(),
-                client_name: client
-                    .metadata
-                    .client_name
-                    .clone()
-                    .unwrap_or_else(|| client.client_id.to_string()),
-                options,
-                requested: requested.clone(),
-                redirect_uri: pending.redirect_uri.clone(),
-            }));
+        if let Some(outcome) = self
+            .chooser_step(&pending, handle, client, &session)
+            .await?
+        {
+            return Ok(outcome);
         }
         let claims: Vec<String> = pending.claims.consent_names();
         // First-party clients skip consent, except for verified claims: the
@@ -762,7 +712,7 @@ impl Provider {
     }
 
     /// Stores the pending request under a new handle, or keeps the existing one.
-    async fn keep_pending(
+    pub(super) async fn keep_pending(
         &self,
         pending: &PendingAuthorization,
         handle: Option<&str>,
@@ -778,7 +728,7 @@ impl Provider {
         Ok(handle)
     }
 
-    async fn finish_with_error(
+    pub(super) async fn finish_with_error(
         &self,
         pending: &PendingAuthorization,
         handle: Option<&str>,
@@ -824,7 +774,7 @@ impl Provider {
     /// Loads a pending request for one of its forms: checks the form's
     /// anti-forgery token, that the client still exists and that the session
     /// still satisfies the request. `Err` is the outcome to show instead.
-    async fn form_context(
+    pub(super) async fn form_context(
         &self,
         handle: &str,
         csrf: &str,
@@ -854,60 +804,6 @@ impl Provider {
             }));
         };
         Ok(Ok((pending, client, session)))
-    }
-
-    /// The citizen chose whom they act for (`choice`: `self` or a mandate
-    /// reference offered on the chooser). The choice is checked again
-    /// against the mandates held now.
-    pub async fn choose_representation(
-        &self,
-        handle: &str,
-        csrf: &str,
-        choice: &str,
-        session: Option<Session>,
-    ) -> Result<Outcome, OAuthError> {
-        let (mut pending, client, session) = match self.form_context(handle, csrf, session).await? {
-            Ok(context) => context,
-            Err(outcome) => return Ok(outcome),
-        };
-        let requested = pending.represent.clone().unwrap_or_default();
-        let chosen = if choice == "self" {
-            None
-        } else {
-            let level = Level::parse(&session.acr).unwrap_or(Level::Low);
-            let power = self
-                .mandates
-                .powers_of(&session.account_id)
-                .await
-                .map_err(|e| OAuthError::Internal(e.to_string()))?
-                .into_iter()
-                .find(|p| p.mandate_ref == choice && p.covers(&requested, level));
-            let Some(p) = power else {
-                return Ok(refused(
-                    "You cannot act for this organization",
-                    "Your mandate does not cover what this service asks for, or it has ended.",
-                ));
-            };
-            let powers = if requested.is_empty() {
-                p.powers.clone()
-            } else {
-                requested.clone()
-            };
-            Some(Representation {
-                org_id: p.org_id,
-                org_name: p.org_name,
-                powers,
-                mandate: p.mandate_ref,
-            })
-        };
-        pending.represent_choice = Some(chosen);
-        let bytes =
-            serde_json::to_vec(&pending).map_err(|e| OAuthError::Internal(e.to_string()))?;
-        self.cache
-            .put(&pending_key(handle), &bytes, PENDING_TTL)
-            .await?;
-        self.proceed(pending, Some(handle), &client, Some(session))
-            .await
     }
 
     /// The citizen gave up on reaching the demanded level: the client gets
@@ -947,13 +843,20 @@ impl Provider {
                 "The service that sent you here is no longer registered.",
             ));
         };
-        if session.is_none_or(|s| !self.session_satisfies(&pending, &client, &s)) {
+        let Some(session) = session.filter(|s| self.session_satisfies(&pending, &client, s)) else {
             let login_hint = pending.login_hint.clone();
             return Ok(Outcome::SignIn {
                 handle: handle.to_owned(),
                 login_hint,
                 create: false,
             });
+        };
+        // Another account's choice is not this one's to consent to.
+        if let Some(outcome) = self
+            .chooser_step(&pending, Some(handle), &client, &session)
+            .await?
+        {
+            return Ok(outcome);
         }
         let claims = pending.claims.consent_names();
         Ok(Outcome::Consent(self.consent_request(
@@ -995,6 +898,12 @@ impl Provider {
                 .proceed(pending, Some(handle), &client, Some(session))
                 .await;
         }
+        if let Some(outcome) = self
+            .chooser_step(&pending, Some(handle), &client, &session)
+            .await?
+        {
+            return Ok(outcome);
+        }
         let claims: Vec<String> = pending.claims.consent_names();
         consent::grant(
             &self.db,
@@ -1011,7 +920,9 @@ impl Provider {
 
     /// Issues a single-use code bound to the client, redirect URI and PKCE
     /// challenge (RFC 6749 §4.1.2, RFC 7636 §4.4), living at most
-    /// `tokens.authorization_code_ttl` (≤ 60 s).
+    /// `tokens.authorization_code_ttl` (≤ 60 s). A representation goes into
+    /// it only if the session's account chose it and still holds the power
+    /// at the session's level; else the chooser comes again.
     async fn issue_code(
         &self,
         pending: &PendingAuthorization,
@@ -1019,6 +930,10 @@ impl Provider {
         client: &Client,
         session: &Session,
     ) -> Result<Outcome, OAuthError> {
+        let representation = match self.check_choice(pending, handle, client, session).await? {
+            Checked::Holds(r) => r,
+            Checked::Again(outcome) => return Ok(outcome),
+        };
         if let Some(h) = handle
             && self.cache.take(&pending_key(h)).await?.is_none()
         {
@@ -1038,7 +953,7 @@ impl Provider {
             auth_time: session.auth_time,
             acr: session.acr.clone(),
             amr: session.amr.clone(),
-            representation: pending.represent_choice.clone().flatten(),
+            representation,
         };
         let bytes = serde_json::to_vec(&grant).map_err(|e| OAuthError::Internal(e.to_string()))?;
         self.cache

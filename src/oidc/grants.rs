@@ -61,9 +61,10 @@ const COLUMNS: &str = "grant_id, client_id, account_id, sid, scope, claims, auth
 
 /// Stores a new grant, recording the hash of the code it came from, and
 /// the audit entries `events` (what was released), in one transaction;
-/// `false` (nothing stored) if the account is locked, so that a code
-/// issued just before a lock yields no grant. The lock is checked in the
-/// insert itself: no extra round trip.
+/// `false` (nothing stored) unless the account exists and is not locked,
+/// so that a code issued just before a lock or an erasure yields no grant
+/// (an erased account's id never comes back in `grants`). The account is
+/// checked in the insert itself: no extra round trip.
 ///
 /// # Errors
 /// If the database fails (including a second grant for the same code);
@@ -79,7 +80,7 @@ pub async fn insert(
         "INSERT INTO grants (grant_id, code_hash, client_id, account_id, sid, scope, claims, auth_time, acr, amr, \
          offline, created_at, expires_at, representation) \
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
-         WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE account_id = $4 AND locked_at IS NOT NULL)",
+         WHERE EXISTS (SELECT 1 FROM accounts WHERE account_id = $4 AND locked_at IS NULL)",
     )
     .bind(&g.grant_id)
     .bind(code_hash.map(|h| h.as_str().to_owned()))

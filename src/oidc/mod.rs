@@ -7,6 +7,7 @@
 //! protocol needs; its operations are spread over one file per endpoint.
 
 pub mod authorize;
+pub mod chooser;
 mod client_auth;
 pub mod consent;
 pub mod discovery;

@@ -7,9 +7,16 @@
 //! After authentication the citizen chooses "myself" or an organization for
 //! which they hold a valid mandate covering the powers at the session's
 //! level. The choice travels with the code into the grant; tokens then carry
-//! it (`docs/representation.md`).
+//! it (`docs/representation.md`). The power behind it is checked again
+//! ([`Provider::power_holds`]) when the code is issued (`chooser.rs`), when
+//! it is redeemed, at every refresh and at every exchange (`token.rs`).
 
 use serde::{Deserialize, Serialize};
+
+use super::grants::{self, Grant};
+use super::{OAuthError, Provider};
+use crate::accounts::AccountId;
+use crate::assurance::Level;
 
 /// The `type` of Civitas's authorization details entry.
 pub const REPRESENTATION_TYPE: &str = "urn:civitas:representation";
@@ -41,6 +48,56 @@ impl Representation {
             "mandate": self.mandate,
         }])
     }
+}
+
+impl Provider {
+    /// Does `account` hold, now, the power `r` acts under (its mandate, or
+    /// its statutory representation, covering the powers at `level`)?
+    ///
+    /// # Errors
+    /// If the mandates cannot be read.
+    pub(super) async fn power_holds(
+        &self,
+        account: &AccountId,
+        r: &Representation,
+        level: Level,
+    ) -> Result<bool, OAuthError> {
+        Ok(self
+            .mandates
+            .powers_of(account)
+            .await
+            .map_err(|e| OAuthError::Internal(e.to_string()))?
+            .iter()
+            .any(|p| p.mandate_ref == r.mandate && p.covers(&r.powers, level)))
+    }
+
+    /// Does the grant's power still hold, at the level it was signed in
+    /// with? Trivially so for a grant that acts for no organization.
+    pub(super) async fn grant_power_holds(&self, grant: &Grant) -> Result<bool, OAuthError> {
+        match &grant.representation {
+            None => Ok(true),
+            Some(r) => {
+                let level = Level::parse(&grant.acr).unwrap_or(Level::Low);
+                self.power_holds(&grant.account_id, r, level).await
+            }
+        }
+    }
+
+    /// A stored grant that acts for an organization is usable only while its
+    /// power still holds. When it does not, the grant is revoked (every
+    /// token from it ends) and the caller gets `invalid_grant`.
+    pub(super) async fn require_mandate(&self, grant: &Grant) -> Result<(), OAuthError> {
+        if self.grant_power_holds(grant).await? {
+            return Ok(());
+        }
+        grants::revoke(&self.db, &grant.grant_id, self.clock.now()).await?;
+        Err(mandate_ended())
+    }
+}
+
+/// The error of a grant whose power has ended.
+pub(super) fn mandate_ended() -> OAuthError {
+    OAuthError::invalid_grant("the mandate this grant acts under has ended")
 }
 
 /// Parses the `authorization_details` request parameter (RFC 9396 §2): the

@@ -2,9 +2,12 @@
 //! agencies cannot join their records of the same citizen.
 //!
 //! A pairwise `sub` is `base64url(HMAC-SHA256(key, sector ‖ 0x00 ‖ account))`:
-//! stable for one sector (the host of the client's redirect URIs), different
-//! across sectors, and not reversible without the key. The key is generated
-//! once and kept in the database, so every instance computes the same values.
+//! stable for one sector, different across sectors, and not reversible
+//! without the key. The sector is the one stored with the client when it
+//! was registered ([`crate::clients::sector`]), never recomputed from its
+//! current metadata, so editing a registration cannot reveal the subjects
+//! of another sector. The key is generated once and kept in the database,
+//! so every instance computes the same values.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -48,13 +51,13 @@ impl PairwiseKey {
         Ok(Self(row.try_get::<String, _>("value")?.into_bytes()))
     }
 
-    /// The `sub` of `account` as seen by `client`.
+    /// The `sub` of `account` as seen by `client`: in the client's stored sector.
     #[must_use]
     pub fn subject(&self, client: &Client, account: &AccountId) -> String {
         if client.subject_type == SubjectType::Public {
             return account.as_str().to_owned();
         }
-        let sector = sector_of(client);
+        let sector = client.sector();
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else {
             return String::new(); // unreachable: HMAC takes keys of any length
         };
@@ -63,27 +66,4 @@ impl PairwiseKey {
         mac.update(account.as_str().as_bytes());
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
-}
-
-/// The sector identifier of a client (OIDC Core §8.1): the host of its
-/// `sector_identifier_uri`, else of its redirect URIs (registration ensures
-/// they then share one host), or its id when
-/// it has none.
-fn sector_of(client: &Client) -> String {
-    if let Some(host) = client
-        .metadata
-        .sector_identifier_uri
-        .as_deref()
-        .and_then(|u| url::Url::parse(u).ok())
-        .and_then(|u| u.host_str().map(str::to_owned))
-    {
-        return host;
-    }
-    client
-        .metadata
-        .redirect_uris
-        .first()
-        .and_then(|u| url::Url::parse(u.as_str()).ok())
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_else(|| client.client_id.as_str().to_owned())
 }

@@ -185,6 +185,12 @@ impl Provider {
             ));
         }
         let grant = self.new_grant(client, &granted);
+        // The power may have ended since the code was issued: no grant, no
+        // tokens, no `mandate.used` then.
+        if !self.grant_power_holds(&grant).await? {
+            tracing::info!(client_id = %client.client_id, "code refused: its mandate has ended");
+            return Err(super::representation::mandate_ended());
+        }
         let mut events = vec![self.released(client, &grant).await?];
         if let Some(r) = &grant.representation {
             events.push(
@@ -196,7 +202,7 @@ impl Provider {
         }
         if !grants::insert(&self.db, &grant, Some(&code_hash), &events).await? {
             return Err(OAuthError::invalid_grant(
-                "the account was locked after the code was issued",
+                "the account was locked or erased after the code was issued",
             ));
         }
         self.issue_tokens(client, &grant, granted.nonce.as_deref(), &grant.scope, true)
@@ -612,32 +618,6 @@ impl Provider {
 }
 
 impl Provider {
-    /// A grant that acts for an organization is usable only while its mandate
-    /// still covers its powers at the level it was signed in with. When it
-    /// does not, the grant is revoked (every token from it ends) and the
-    /// caller gets `invalid_grant`.
-    async fn require_mandate(&self, grant: &Grant) -> Result<(), OAuthError> {
-        let Some(r) = &grant.representation else {
-            return Ok(());
-        };
-        let level =
-            crate::assurance::Level::parse(&grant.acr).unwrap_or(crate::assurance::Level::Low);
-        let holds = self
-            .mandates
-            .powers_of(&grant.account_id)
-            .await
-            .map_err(|e| OAuthError::Internal(e.to_string()))?
-            .iter()
-            .any(|p| p.mandate_ref == r.mandate && p.covers(&r.powers, level));
-        if holds {
-            return Ok(());
-        }
-        grants::revoke(&self.db, &grant.grant_id, self.clock.now()).await?;
-        Err(OAuthError::invalid_grant(
-            "the mandate this grant acts under has ended",
-        ))
-    }
-
     /// RFC 8693 token exchange: a service that holds an access token (as its
     /// client, or as its audience) gets one for a downstream service the
     /// operator allowed it to call (`may_act`). The new token keeps the

@@ -14,12 +14,12 @@ use crate::helpers::{Stack, TestApp};
 use crate::on_both_stacks;
 use crate::rp::{Rp, hidden, jwt_claims, param, redirect_params, urlencode};
 
-const MARI: &str = "38001085718";
-const JAAN: &str = "39912310174";
+pub(crate) const MARI: &str = "38001085718";
+pub(crate) const JAAN: &str = "39912310174";
 
 /// A citizen with a device-bound passkey, proven by eID at substantial and
 /// signed in again, so that the session is at substantial.
-async fn proven<'a>(
+pub(crate) async fn proven<'a>(
     app: &'a TestApp,
     person: &str,
     email: &str,
@@ -52,7 +52,7 @@ async fn proven<'a>(
     (b, key, account)
 }
 
-fn details(powers: &[&str]) -> String {
+pub(crate) fn details(powers: &[&str]) -> String {
     urlencode(&json!([{"type": "urn:civitas:representation", "powers": powers}]).to_string())
 }
 

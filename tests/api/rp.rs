@@ -154,13 +154,24 @@ impl TestApp {
 
     /// Exchanges a code at the token endpoint with client_secret_basic.
     pub async fn exchange(&self, rp: &Rp, code: &str, verifier: &str) -> reqwest::Response {
+        self.exchange_at(rp, CALLBACK, code, verifier).await
+    }
+
+    /// [`Self::exchange`] for a code sent to `redirect_uri`.
+    pub async fn exchange_at(
+        &self,
+        rp: &Rp,
+        redirect_uri: &str,
+        code: &str,
+        verifier: &str,
+    ) -> reqwest::Response {
         self.http
             .post(self.url("/token"))
             .basic_auth(&rp.client_id, rp.secret.as_deref())
             .form(&[
                 ("grant_type", "authorization_code"),
                 ("code", code),
-                ("redirect_uri", CALLBACK),
+                ("redirect_uri", redirect_uri),
                 ("code_verifier", verifier),
             ])
             .send()
@@ -170,11 +181,22 @@ impl TestApp {
 
     /// Authorization query for `rp` with PKCE; returns it and the verifier.
     pub fn auth_query(&self, rp: &Rp, scope: &str, extra: &str) -> (String, String) {
+        self.auth_query_at(rp, CALLBACK, scope, extra)
+    }
+
+    /// [`Self::auth_query`] with another registered redirect URI.
+    pub fn auth_query_at(
+        &self,
+        rp: &Rp,
+        redirect_uri: &str,
+        scope: &str,
+        extra: &str,
+    ) -> (String, String) {
         let (verifier, challenge) = pkce();
         let q = format!(
             "response_type=code&client_id={}&redirect_uri={}&scope={}&state=st-123&nonce=n-456&code_challenge={challenge}&code_challenge_method=S256{extra}",
             rp.client_id,
-            urlencode(CALLBACK),
+            urlencode(redirect_uri),
             urlencode(scope),
         );
         (q, verifier)
@@ -182,10 +204,21 @@ impl TestApp {
 
     /// A complete sign-in at `rp`: returns the token response.
     pub async fn tokens_for(&self, rp: &Rp, browser: &Browser, scope: &str) -> Value {
-        let (q, verifier) = self.auth_query(rp, scope, "");
+        self.tokens_at(rp, CALLBACK, browser, scope).await
+    }
+
+    /// [`Self::tokens_for`] through another registered redirect URI.
+    pub async fn tokens_at(
+        &self,
+        rp: &Rp,
+        redirect_uri: &str,
+        browser: &Browser,
+        scope: &str,
+    ) -> Value {
+        let (q, verifier) = self.auth_query_at(rp, redirect_uri, scope, "");
         let params = self.front_channel(browser, &q).await;
         let code = param(&params, "code").unwrap_or_else(|| panic!("no code in {params:?}"));
-        let res = self.exchange(rp, &code, &verifier).await;
+        let res = self.exchange_at(rp, redirect_uri, &code, &verifier).await;
         assert_eq!(res.status(), 200);
         res.json().await.unwrap()
     }
