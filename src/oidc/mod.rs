@@ -12,6 +12,7 @@ pub mod consent;
 pub mod discovery;
 pub mod grants;
 pub mod logout;
+mod machine;
 pub mod params;
 pub mod representation;
 pub mod subject;
