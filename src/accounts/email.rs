@@ -47,6 +47,23 @@ pub enum EmailError {
     Store(#[from] crate::store::StoreError),
 }
 
+impl EmailError {
+    /// What kind of failure this is, for a log line: never its text, which
+    /// for mail is often a relay's answer quoting the recipient.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NoAddress => "no_address",
+            Self::BadCode => "bad_code",
+            Self::AddressRateLimited => "address_rate_limited",
+            Self::Mail(MailError::Config(_)) => "mail_config",
+            Self::Mail(MailError::Send(_)) => "mail_send",
+            Self::Cache(_) => "cache",
+            Self::Store(_) => "store",
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Pending {
     hash: String,

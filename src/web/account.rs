@@ -298,8 +298,13 @@ async fn email_send(
     {
         Ok(()) => Ok(back("email-sent")),
         Err(EmailError::AddressRateLimited) => Ok(back("email-rate-address")),
+        // The store or the cache: an error page, logged with its cause
+        // like every other (their errors never quote the address).
+        Err(EmailError::Cache(e)) => Err(err(e).into()),
+        Err(EmailError::Store(e)) => Err(err(e).into()),
+        // The kind only: a relay's refusal quotes the recipient.
         Err(e) => {
-            tracing::warn!(error = %e, "verification code not sent");
+            tracing::warn!(error.type = e.kind(), "verification code not sent");
             Ok(back("error"))
         }
     }
