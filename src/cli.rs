@@ -143,6 +143,17 @@ enum ClientsCommand {
         #[arg(action = clap::ArgAction::Set)]
         admin: bool,
     },
+    /// Allow (true) or forbid (false) an admin client national identifiers
+    /// in clear in the admin API's export (scope
+    /// `civitas:admin:identifiers`); effective at its next call, and only
+    /// while it is admin too.
+    SetAdminIdentifiers {
+        /// The client id.
+        client_id: String,
+        /// true or false.
+        #[arg(action = clap::ArgAction::Set)]
+        allowed: bool,
+    },
     /// List every client.
     List,
     /// Show one client's metadata.
@@ -536,7 +547,7 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
         ClientsCommand::List => {
             for c in registry.list().await? {
                 println!(
-                    "{}  {:<30}  {}{}{}",
+                    "{}  {:<30}  {}{}{}{}",
                     c.client_id,
                     c.metadata.client_name.as_deref().unwrap_or("-"),
                     c.metadata
@@ -546,7 +557,12 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
                         .collect::<Vec<_>>()
                         .join(","),
                     if c.first_party { "  first-party" } else { "" },
-                    if c.admin { "  admin" } else { "" }
+                    if c.admin { "  admin" } else { "" },
+                    if c.admin_identifiers {
+                        "  identifiers"
+                    } else {
+                        ""
+                    }
                 );
             }
             Ok(())
@@ -560,6 +576,7 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
             out["client_id"] = c.client_id.as_str().into();
             out["first_party"] = c.first_party.into();
             out["admin"] = c.admin.into();
+            out["admin_identifiers"] = c.admin_identifiers.into();
             out["subject_type"] = serde_json::to_value(c.subject_type)?;
             out["client_id_issued_at"] = c.created_at.0.into();
             println!("{}", serde_json::to_string_pretty(&out)?);
@@ -624,6 +641,28 @@ async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedCloc
             } else {
                 Err(format!("no client `{client_id}`").into())
             }
+        }
+        ClientsCommand::SetAdminIdentifiers { client_id, allowed } => {
+            let Some(client) = registry.get(&client_id).await? else {
+                return Err(format!("no client `{client_id}`").into());
+            };
+            registry
+                .set_admin_identifiers(&client_id, allowed, &Actor::Operator)
+                .await?;
+            println!(
+                "{client_id} {} national identifiers in the admin API's export",
+                if allowed {
+                    "may read"
+                } else {
+                    "may no longer read"
+                }
+            );
+            if allowed && !client.admin {
+                println!(
+                    "(it is not admin: the flag counts only after `set-admin {client_id} true`)"
+                );
+            }
+            Ok(())
         }
         ClientsCommand::ResetSecret { client_id } => {
             let secret = registry.reset_secret(&client_id, &Actor::Operator).await?;

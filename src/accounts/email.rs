@@ -1,18 +1,28 @@
 //! Email verification: a six-digit one-time code, mailed, valid for fifteen
 //! minutes and five attempts. Until it is entered, `email_verified` is false
 //! wherever the address is released.
+//!
+//! Accounts can be made with any address, so besides the web layer's limits
+//! per account and client address, one destination gets at most
+//! [`MAILS_PER_ADDRESS`] codes an hour, whichever accounts ask: the counter
+//! is keyed by the SHA-256 of the lower-cased address, never the address.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::{AccountId, Accounts};
-use crate::ephemeral::{Cache, Ephemeral as _, EphemeralError, Key, Namespace};
+use crate::ephemeral::{Cache, Ephemeral as _, EphemeralError, Key, Namespace, within_limit};
 use crate::mail::{Mail, MailError, Mailer};
 use crate::secrets::SecretHash;
 
 const CODE_TTL: Duration = Duration::from_secs(15 * 60);
 const MAX_ATTEMPTS: u32 = 5;
+
+/// Codes mailed to one address per [`ADDRESS_WINDOW`], across accounts.
+pub const MAILS_PER_ADDRESS: u64 = 5;
+/// The window of [`MAILS_PER_ADDRESS`].
+pub const ADDRESS_WINDOW: Duration = Duration::from_secs(60 * 60);
 
 /// Why verification failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +33,9 @@ pub enum EmailError {
     /// The code is wrong, expired or used up.
     #[error("the code is not valid; request a new one")]
     BadCode,
+    /// The address got [`MAILS_PER_ADDRESS`] codes within the window.
+    #[error("too many codes were sent to this address recently")]
+    AddressRateLimited,
     /// Mail could not be sent.
     #[error(transparent)]
     Mail(#[from] MailError),
@@ -32,6 +45,23 @@ pub enum EmailError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+}
+
+impl EmailError {
+    /// What kind of failure this is, for a log line: never its text, which
+    /// for mail is often a relay's answer quoting the recipient.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NoAddress => "no_address",
+            Self::BadCode => "bad_code",
+            Self::AddressRateLimited => "address_rate_limited",
+            Self::Mail(MailError::Config(_)) => "mail_config",
+            Self::Mail(MailError::Send(_)) => "mail_send",
+            Self::Cache(_) => "cache",
+            Self::Store(_) => "store",
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -44,16 +74,26 @@ fn key(account: &AccountId) -> Key {
     Key::new(Namespace::Challenge, format!("email:{}", account.as_str()))
 }
 
+/// The per-destination counter's subject: a hash, so the shared store
+/// never holds the address.
+fn destination(address: &str) -> String {
+    let hash = SecretHash::of(&address.trim().to_lowercase());
+    format!("email-to:{}", hash.as_str())
+}
+
 fn six_digits() -> String {
     let b: [u8; 4] = crate::secrets::random_bytes();
     format!("{:06}", u32::from_be_bytes(b) % 1_000_000)
 }
 
 impl Accounts {
-    /// Mails a new code to the account's address (replacing any earlier one).
+    /// Mails a new code to the account's address (replacing any earlier one),
+    /// unless that address already got [`MAILS_PER_ADDRESS`] codes within
+    /// [`ADDRESS_WINDOW`].
     ///
     /// # Errors
-    /// [`EmailError::NoAddress`], or if mail or the store fails.
+    /// [`EmailError::NoAddress`], [`EmailError::AddressRateLimited`], or if
+    /// mail or the store fails.
     pub async fn send_email_code(
         &self,
         cache: &Cache,
@@ -62,6 +102,9 @@ impl Accounts {
     ) -> Result<(), EmailError> {
         let acc = self.get(account).await?.ok_or(EmailError::NoAddress)?;
         let to = acc.email.ok_or(EmailError::NoAddress)?;
+        if !within_limit(cache, &destination(&to), MAILS_PER_ADDRESS, ADDRESS_WINDOW).await? {
+            return Err(EmailError::AddressRateLimited);
+        }
         let code = six_digits();
         let pending = Pending {
             hash: SecretHash::of(&code).as_str().to_owned(),

@@ -3,11 +3,17 @@
 //!
 //! It holds the account, its passkeys' metadata (never the key material),
 //! how many recovery codes remain (never the codes), the eID binding
-//! **decrypted** (it is the citizen's own data, and the export goes to the
-//! citizen), consents, grants, mandates granted and held, the
+//! decrypted, consents, grants, mandates granted and held, the
 //! organizations the citizen represents by law (from the register), roles,
-//! owned clients, and every audit entry about the account. Each export is
-//! recorded as `account.exported`.
+//! owned clients, and every audit entry about the account.
+//!
+//! The national identifier is **masked** unless the caller asks for it in
+//! clear ([`PersonIdentifier::Clear`], which the admin API allows only to
+//! a client the operator marked for it): `person_identifier` is then null
+//! and `person_identifier_masked` shows the country and the last two
+//! characters (`EE-...18`), enough for a service desk to confirm it with
+//! the citizen. Each export is recorded as `account.exported`, with
+//! `person_identifier` `masked` or `included`.
 
 use serde_json::{Value, json};
 use sqlx::Row as _;
@@ -20,6 +26,38 @@ use crate::store::flag;
 
 /// The version of the document's shape.
 pub const FORMAT: &str = "civitas-account-export/1";
+
+/// How the export shows the national identifier of the eID binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersonIdentifier {
+    /// Country and the last two characters only (the default).
+    Masked,
+    /// In clear: asked for explicitly, by a caller allowed it.
+    Clear,
+}
+
+impl PersonIdentifier {
+    /// The `person_identifier` fact of the export's audit entries.
+    #[must_use]
+    pub fn as_fact(self) -> &'static str {
+        match self {
+            Self::Masked => "masked",
+            Self::Clear => "included",
+        }
+    }
+}
+
+/// `EE-...18`: the country and the last two characters, or only the
+/// country for an identifier shorter than six characters (the two would
+/// then say too much).
+fn masked(country: &str, identifier: &str) -> String {
+    let chars: Vec<char> = identifier.chars().collect();
+    if chars.len() < 6 {
+        return format!("{country}-...");
+    }
+    let tail: String = chars[chars.len() - 2..].iter().collect();
+    format!("{country}-...{tail}")
+}
 
 fn opt_i64(r: &AnyRow, c: &str) -> Result<Value, sqlx::Error> {
     Ok(r.try_get::<Option<i64>, _>(c)?
@@ -58,8 +96,9 @@ const MANDATE_COLUMNS: &str = "m.mandate_id, m.org_id, o.name AS org_name, m.pow
 
 impl Accounts {
     /// Everything held about `account`, as one JSON document (see the module
-    /// documentation), and its `account.exported` entry (with the admin
-    /// entry when `actor` is an admin-API client), written after the
+    /// documentation), the national identifier shown as `identifier` says,
+    /// and its `account.exported` entry (with the admin entry when `actor`
+    /// is an admin-API client), written after the
     /// document was read.
     ///
     /// # Errors
@@ -70,6 +109,7 @@ impl Accounts {
         eid_keys: &EidKeys,
         account: &AccountId,
         actor: &Actor,
+        identifier: PersonIdentifier,
     ) -> Result<Value, AccountError> {
         let id = account.as_str();
         let pool = self.db.pool();
@@ -117,17 +157,28 @@ impl Accounts {
         let eid_binding = crate::eid::binding(&self.db, eid_keys, account)
             .await?
             .map(|b| {
-                json!({
+                let id = &b.identity;
+                let (clear, hint) = match identifier {
+                    PersonIdentifier::Clear => (Some(id.person_identifier.as_str()), None),
+                    PersonIdentifier::Masked => {
+                        (None, Some(masked(&id.country, &id.person_identifier)))
+                    }
+                };
+                let mut binding = json!({
                     "connector": b.identity.connector,
                     "scheme": b.identity.scheme,
                     "country": b.identity.country,
-                    "person_identifier": b.identity.person_identifier,
+                    "person_identifier": clear,
                     "given_name": b.identity.given_name,
                     "family_name": b.identity.family_name,
                     "birthdate": b.identity.birthdate,
                     "level": b.identity.level.alias(),
                     "verified_at": b.verified_at.0,
-                })
+                });
+                if let Some(m) = hint {
+                    binding["person_identifier_masked"] = m.into();
+                }
+                binding
             });
 
         let consents: Vec<Value> = crate::oidc::consent::list(&self.db, account)
@@ -240,7 +291,9 @@ impl Accounts {
             "owned_clients": owned_clients,
             "audit": audit_entries,
         });
-        let event = Event::by(Kind::AccountExported, actor.clone()).account(account);
+        let event = Event::by(Kind::AccountExported, actor.clone())
+            .account(account)
+            .with("person_identifier", identifier.as_fact());
         let mut tx = self.db.begin().await?;
         audit::record_all(
             &mut tx,
@@ -250,5 +303,18 @@ impl Accounts {
         .await?;
         tx.commit().await?;
         Ok(doc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::masked;
+
+    #[test]
+    fn the_mask_shows_the_country_and_at_most_the_last_two_characters() {
+        assert_eq!(masked("EE", "38001085718"), "EE-...18");
+        assert_eq!(masked("LT", "ŽŪ1234"), "LT-...34");
+        assert_eq!(masked("SE", "12345"), "SE-...");
+        assert_eq!(masked("SE", ""), "SE-...");
     }
 }

@@ -270,6 +270,11 @@ fn https_url(
 /// obtains it (client_credentials); registration metadata may not name it.
 pub const ADMIN_SCOPE: &str = "civitas:admin";
 
+/// The admin API's scope for national identifiers in clear in an export.
+/// Only a client the operator marked for it (and admin) obtains it
+/// (client_credentials); registration metadata may not name it.
+pub const IDENTIFIERS_SCOPE: &str = "civitas:admin:identifiers";
+
 /// Is `token` a valid scope token (RFC 6749 §3.3: 1*NQCHAR)?
 #[must_use]
 pub fn is_scope_token(token: &str) -> bool {
@@ -444,9 +449,9 @@ impl MetadataRequest {
                     if !is_scope_token(t) {
                         return Err(bad(format!("scope holds an invalid scope token `{t}`")));
                     }
-                    if t == ADMIN_SCOPE {
+                    if t == ADMIN_SCOPE || t == IDENTIFIERS_SCOPE {
                         return Err(bad(format!(
-                            "`{ADMIN_SCOPE}` is granted by the operator, never through metadata"
+                            "`{t}` is granted by the operator, never through metadata"
                         )));
                     }
                     if !tokens.contains(&t) {

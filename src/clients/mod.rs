@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use metadata::{
-    ADMIN_SCOPE, AuthMethod, ClientMetadata, GrantType, MetadataRequest, RedirectUri,
+    ADMIN_SCOPE, AuthMethod, ClientMetadata, GrantType, IDENTIFIERS_SCOPE, MetadataRequest,
+    RedirectUri,
 };
 
 use crate::audit::{self, Actor, Event, Kind};
@@ -118,6 +119,10 @@ pub struct Client {
     /// Allowed the admin API (scope `civitas:admin`) by the operator; never
     /// through registration metadata.
     pub admin: bool,
+    /// Allowed national identifiers in clear in the admin API's export
+    /// (scope `civitas:admin:identifiers`) by the operator, on the command
+    /// line only; effective only while `admin` holds too.
+    pub admin_identifiers: bool,
     /// When it was registered.
     pub created_at: UnixTime,
     /// When its metadata last changed.
@@ -249,6 +254,7 @@ impl Clients {
             first_party: options.first_party,
             subject_type: options.subject_type,
             admin: options.admin,
+            admin_identifiers: false,
             created_at: now,
             updated_at: now,
             secret_hash: client_secret.as_ref().map(Secret::hash),
@@ -475,6 +481,41 @@ impl Clients {
     /// If the database fails.
     pub async fn is_admin(&self, client_id: &str) -> Result<bool, ClientError> {
         Ok(store::is_admin(&self.db, client_id).await?)
+    }
+
+    /// Allows or forbids `client_id` national identifiers in clear in the
+    /// admin API's export (operator command only; never through metadata
+    /// or the admin API). Read from the database at every call, like
+    /// [`Self::set_admin`]; it counts only while the client is admin too.
+    /// `false` if there is no such client.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub async fn set_admin_identifiers(
+        &self,
+        client_id: &str,
+        allowed: bool,
+        actor: &Actor,
+    ) -> Result<bool, ClientError> {
+        let event = Event::by(Kind::ClientChanged, actor.clone())
+            .client(client_id)
+            .with("change", "admin_identifiers")
+            .with("admin_identifiers", allowed);
+        let done =
+            store::set_admin_identifiers(&self.db, client_id, allowed, &event, self.clock.now())
+                .await?;
+        self.forget(client_id);
+        Ok(done)
+    }
+
+    /// May `client_id` read national identifiers through the admin API now:
+    /// admin, and marked for identifiers? Read from the database, never
+    /// from the recent-clients cache.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub async fn may_read_identifiers(&self, client_id: &str) -> Result<bool, ClientError> {
+        Ok(store::may_read_identifiers(&self.db, client_id).await?)
     }
 
     /// Replaces the registration access token `old` of `client` with a new

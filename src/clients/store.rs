@@ -71,7 +71,7 @@ pub(super) async fn get_client(
 ) -> Result<Option<Client>, StoreError> {
     let row = sqlx::query(
         "SELECT client_id, secret_hash, registration_token_hash, metadata, first_party, subject_type, \
-         created_at, updated_at, admin, sector FROM clients WHERE client_id = $1",
+         created_at, updated_at, admin, admin_identifiers, sector FROM clients WHERE client_id = $1",
     )
     .bind(client_id)
     .fetch_optional(db.pool())
@@ -82,7 +82,7 @@ pub(super) async fn get_client(
 pub(super) async fn list_clients(db: &Database) -> Result<Vec<Client>, StoreError> {
     let rows = sqlx::query(
         "SELECT client_id, secret_hash, registration_token_hash, metadata, first_party, subject_type, \
-         created_at, updated_at, admin, sector FROM clients ORDER BY created_at, client_id",
+         created_at, updated_at, admin, admin_identifiers, sector FROM clients ORDER BY created_at, client_id",
     )
     .fetch_all(db.pool())
     .await?;
@@ -141,6 +141,44 @@ pub(super) async fn is_admin(db: &Database, client_id: &str) -> Result<bool, Sto
     })
 }
 
+pub(super) async fn set_admin_identifiers(
+    db: &Database,
+    client_id: &str,
+    allowed: bool,
+    event: &Event,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    let mut tx = db.begin().await?;
+    let done = sqlx::query(
+        "UPDATE clients SET admin_identifiers = $2, updated_at = $3 WHERE client_id = $1",
+    )
+    .bind(client_id)
+    .bind(i64::from(allowed))
+    .bind(now.0)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    audit::record(&mut tx, event, now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn may_read_identifiers(
+    db: &Database,
+    client_id: &str,
+) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT admin, admin_identifiers FROM clients WHERE client_id = $1")
+        .bind(client_id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(match row {
+        Some(r) => flag(r.try_get("admin")?) && flag(r.try_get("admin_identifiers")?),
+        None => false,
+    })
+}
+
 fn from_row(row: &AnyRow) -> Result<Client, StoreError> {
     let metadata: String = row.try_get("metadata")?;
     let metadata: ClientMetadata = serde_json::from_str(&metadata)
@@ -162,6 +200,7 @@ fn from_row(row: &AnyRow) -> Result<Client, StoreError> {
         first_party: flag(row.try_get("first_party")?),
         subject_type,
         admin: flag(row.try_get("admin")?),
+        admin_identifiers: flag(row.try_get("admin_identifiers")?),
         created_at: UnixTime(row.try_get("created_at")?),
         updated_at: UnixTime(row.try_get("updated_at")?),
         secret_hash: row

@@ -13,6 +13,7 @@ pub mod consent;
 pub mod discovery;
 pub mod grants;
 pub mod logout;
+mod machine;
 pub mod params;
 pub mod pending;
 pub mod representation;

@@ -15,7 +15,7 @@ use super::params::{Params, Scope};
 use super::tokens::IdTokenClaims;
 use super::{ClientCredentials, OAuthError, Provider};
 use crate::audit::{Actor, Event, Kind};
-use crate::clients::{ADMIN_SCOPE, AuthMethod, Client, GrantType};
+use crate::clients::{AuthMethod, Client, GrantType};
 use crate::secrets::{Secret, SecretHash, random_token};
 
 /// A successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
@@ -127,7 +127,7 @@ impl Provider {
         }
     }
 
-    fn require_grant(client: &Client, grant: GrantType) -> Result<(), OAuthError> {
+    pub(super) fn require_grant(client: &Client, grant: GrantType) -> Result<(), OAuthError> {
         if client.metadata.grant_types.contains(&grant) {
             Ok(())
         } else {
@@ -453,67 +453,6 @@ impl Provider {
             .await?;
         response.refresh_token = Some(successor.expose().to_owned());
         Ok(response)
-    }
-
-    /// A token for the client itself: `client_credentials`, or the JWT
-    /// bearer grant (RFC 7523 §2.1) whose assertion names the client as its
-    /// own subject. The admin API's scope (`civitas:admin`) is granted only
-    /// through `client_credentials`, only when asked for, and only to a
-    /// client the operator marked admin (read from the database, not the
-    /// five-second cache).
-    async fn machine_token(
-        &self,
-        client: &Client,
-        params: &mut Params,
-        grant: GrantType,
-    ) -> Result<TokenResponse, OAuthError> {
-        Self::require_grant(client, grant)?;
-        let registered = Scope::parse(&client.metadata.scope).unwrap_or_default();
-        let scope = match params.take("scope") {
-            None => registered.clone(),
-            Some(s) => Scope::parse(&s).map_err(|e| OAuthError::new("invalid_scope", e))?,
-        };
-        if scope.contains(ADMIN_SCOPE)
-            && !(grant == GrantType::ClientCredentials
-                && self.clients.is_admin(client.client_id.as_str()).await?)
-        {
-            return Err(OAuthError::new(
-                "invalid_scope",
-                format!("{ADMIN_SCOPE} is only for clients the operator allowed the admin API"),
-            ));
-        }
-        let extra: Vec<_> = scope
-            .not_in(&registered)
-            .into_iter()
-            .filter(|s| *s != ADMIN_SCOPE)
-            .collect();
-        if !extra.is_empty() {
-            return Err(OAuthError::new(
-                "invalid_scope",
-                format!("the client may not ask for: {}", extra.join(" ")),
-            ));
-        }
-        if scope.contains("openid") || scope.contains("offline_access") {
-            return Err(OAuthError::new(
-                "invalid_scope",
-                "openid and offline_access need a user; not for client_credentials",
-            ));
-        }
-        // RFC 9068 §2.2: without a resource owner, `sub` is the client.
-        let claims = self.access_claims(
-            client.client_id.as_str().to_owned(),
-            client.client_id.as_str(),
-            scope.to_string(),
-        );
-        Ok(TokenResponse {
-            access_token: self.sign_access_token(&claims)?,
-            token_type: "Bearer",
-            expires_in: self.settings.tokens.access_token_ttl.as_secs(),
-            scope: scope.to_string(),
-            id_token: None,
-            refresh_token: None,
-            issued_token_type: None,
-        })
     }
 
     /// RFC 7662: the state of a token, for an authenticated confidential client.

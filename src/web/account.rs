@@ -16,6 +16,7 @@ use serde::Deserialize;
 use super::extract::ClientIp;
 use super::passkeys::with_cookie;
 use super::{PageError, State as AppState, csrf, pages, session};
+use crate::accounts::email::EmailError;
 use crate::accounts::recovery;
 use crate::ephemeral::within_limit;
 use crate::oidc::OAuthError;
@@ -48,6 +49,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "email-bad" => "That code is not valid. Request a new one.",
         "revoked" => "The service will ask for your consent again next time.",
         "rate" => "Too many attempts. Please wait a few minutes.",
+        "email-rate-address" => {
+            "Too many codes were sent to this address recently. Please wait an hour before asking for another."
+        }
         "error" => "That did not work. Please try again.",
         _ => return None,
     })
@@ -293,8 +297,14 @@ async fn email_send(
         .await
     {
         Ok(()) => Ok(back("email-sent")),
+        Err(EmailError::AddressRateLimited) => Ok(back("email-rate-address")),
+        // The store or the cache: an error page, logged with its cause
+        // like every other (their errors never quote the address).
+        Err(EmailError::Cache(e)) => Err(err(e).into()),
+        Err(EmailError::Store(e)) => Err(err(e).into()),
+        // The kind only: a relay's refusal quotes the recipient.
         Err(e) => {
-            tracing::warn!(error = %e, "verification code not sent");
+            tracing::warn!(error.type = e.kind(), "verification code not sent");
             Ok(back("error"))
         }
     }

@@ -107,10 +107,13 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// The client's address, for per-address limits: the TCP peer, or, when the
-/// peer is a trusted proxy (`limits.trusted_proxies`), the rightmost
-/// `X-Forwarded-For` entry that is not itself a trusted proxy. Entries left
-/// of that one were written by the client and prove nothing.
+/// The client's address as the per-address limits count it: the TCP peer,
+/// or, when the peer is a trusted proxy (`limits.trusted_proxies`), the
+/// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy
+/// (entries left of that one were written by the client and prove
+/// nothing), then bucketed by [`limit_bucket`]: an IPv6 address by its
+/// /64, since one subscriber commonly holds a whole /64 and could
+/// otherwise pick a fresh address, and allowance, per request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientIp(pub(crate) std::net::IpAddr);
 
@@ -126,11 +129,24 @@ impl FromRequestParts<super::State> for ClientIp {
             .get::<ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip())
             .ok_or_else(|| ApiError::Internal("the peer address is unknown".into()))?;
-        Ok(Self(client_ip(
+        Ok(Self(limit_bucket(client_ip(
             &state.settings.limits,
             &parts.headers,
             peer,
-        )))
+        ))))
+    }
+}
+
+/// The address a limit counts for `ip`: an IPv4 address itself, an
+/// IPv4-mapped IPv6 address as its IPv4 address, any other IPv6 address as
+/// its /64 prefix (the interface identifier zeroed).
+pub(crate) fn limit_bucket(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.into(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.into(),
+            None => std::net::Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX)).into(),
+        },
     }
 }
 
@@ -164,6 +180,31 @@ pub(crate) fn client_ip(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_count_ipv6_by_its_64_prefix_and_mapped_ipv4_as_ipv4() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(limit_bucket(ip("203.0.113.5")), ip("203.0.113.5"));
+        assert_eq!(
+            limit_bucket(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            limit_bucket(ip("2001:db8:1:2::1")),
+            limit_bucket(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            limit_bucket(ip("2001:db8:1:2::1")),
+            limit_bucket(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(limit_bucket(ip("::ffff:198.51.100.7")), ip("198.51.100.7"));
+        assert_eq!(limit_bucket(ip("::1")), ip("::"));
+        // The key it makes holds no interface identifier.
+        assert_eq!(
+            limit_bucket(ip("2001:db8:1:2:aaaa::1")).to_string(),
+            "2001:db8:1:2::"
+        );
+    }
 
     #[test]
     fn forwarded_for_counts_only_behind_a_trusted_proxy() {

@@ -2,8 +2,9 @@
 //!
 //! Handlers are thin: they parse the request into domain values, call the
 //! domain, and turn its outcome into a response. Errors become responses in
-//! one place per format ([`error`]). Layers, outermost first: request id
-//! (generated, then echoed on the response), tracing, the internal-error
+//! one place per format ([`error`]). Layers, outermost first: the caller's
+//! own `x-request-id` set aside, request id (always generated, then echoed
+//! on the response), tracing, the internal-error
 //! logger, metrics ([`metrics`]), panic catching, security headers, body
 //! limit. `/metrics` is served by [`metrics::router`] on a listener of its
 //! own, never by [`router`].
@@ -53,6 +54,9 @@ use crate::oidc::discovery::paths;
 /// The request id header, generated for every request and returned.
 pub(crate) const REQUEST_ID: &str = "x-request-id";
 
+/// The longest caller-sent `x-request-id` the log keeps.
+const CALLER_REQUEST_ID_MAX: usize = 64;
+
 /// Largest request body any endpoint reads (64 KiB): registration metadata
 /// and token requests are small; anything larger is refused with 413.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -93,9 +97,49 @@ impl MakeRequestId for RandomRequestId {
     }
 }
 
+/// The `x-request-id` a caller sent, sanitised: never the request id (a
+/// caller could otherwise choose the reference an error page tells a
+/// citizen to quote, or write into the log), only logged beside it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CallerRequestId(String);
+
+impl CallerRequestId {
+    /// Printable ASCII without spaces, anything else shown as `?`, at most
+    /// [`CALLER_REQUEST_ID_MAX`] bytes.
+    fn sanitise(value: &HeaderValue) -> Self {
+        Self(
+            value
+                .as_bytes()
+                .iter()
+                .take(CALLER_REQUEST_ID_MAX)
+                .map(|&b| {
+                    if (0x21..=0x7e).contains(&b) {
+                        char::from(b)
+                    } else {
+                        '?'
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Takes the caller's `x-request-id` (every one of them) off the request,
+/// so that the request id layer always generates one, and keeps the first,
+/// sanitised, for the span.
+async fn set_aside_caller_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
+    let sent = req.headers().get(REQUEST_ID).map(CallerRequestId::sanitise);
+    req.headers_mut().remove(REQUEST_ID);
+    if let Some(sent) = sent {
+        req.extensions_mut().insert(sent);
+    }
+    req
+}
+
 /// The span of a request, with OpenTelemetry's semantic field names (see
 /// `crate::logging`). It carries the path only, never the query string:
-/// codes and tokens travel there.
+/// codes and tokens travel there. A caller's own `x-request-id` is
+/// `http.request.header.x_request_id`, recorded quoted.
 fn request_span<B>(req: &Request<B>) -> tracing::Span {
     let id = req
         .headers()
@@ -106,6 +150,10 @@ fn request_span<B>(req: &Request<B>) -> tracing::Span {
         .extensions()
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
+    let caller = req
+        .extensions()
+        .get::<CallerRequestId>()
+        .map(|c| c.0.as_str());
     tracing::info_span!(
         "request",
         http.request.method = %req.method(),
@@ -113,6 +161,7 @@ fn request_span<B>(req: &Request<B>) -> tracing::Span {
         http.route = route,
         http.response.status_code = tracing::field::Empty,
         request_id = %id,
+        http.request.header.x_request_id = caller,
     )
 }
 
@@ -135,6 +184,7 @@ impl<B> OnResponse<B> for RecordStatus {
 pub fn router(app: State) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
     let mut layers = ServiceBuilder::new()
+        .layer(axum::middleware::map_request(set_aside_caller_request_id))
         .layer(SetRequestIdLayer::new(
             request_id.clone(),
             RandomRequestId::new(),
@@ -198,4 +248,18 @@ pub fn router(app: State) -> Router {
         .with_state(app);
     let _ = &mut layers;
     routes.layer(layers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caller_request_id_is_kept_printable_and_short() {
+        let kept = |v: &[u8]| CallerRequestId::sanitise(&HeaderValue::from_bytes(v).unwrap()).0;
+        assert_eq!(kept(b"abc-123"), "abc-123");
+        assert_eq!(kept(b"a b\tc"), "a?b?c");
+        assert_eq!(kept(b"caf\xc3\xa9"), "caf??");
+        assert_eq!(kept(&[b'x'; 500]).len(), CALLER_REQUEST_ID_MAX);
+    }
 }

@@ -22,7 +22,7 @@ use crate::on_both_stacks;
 pub const MARI: &str = "38001085718";
 
 /// A client_credentials client registered by the operator; `admin` as given.
-async fn machine_client(app: &TestApp, admin: bool) -> (String, String) {
+pub async fn machine_client(app: &TestApp, admin: bool) -> (String, String) {
     let request: MetadataRequest = serde_json::from_value(json!({
         "client_name": "Operator console",
         "grant_types": ["client_credentials"],
@@ -51,7 +51,7 @@ async fn machine_client(app: &TestApp, admin: bool) -> (String, String) {
 }
 
 /// The token response of a client_credentials request for `scope`.
-async fn token_response(app: &TestApp, id: &str, secret: &str, scope: &str) -> (u16, Value) {
+pub async fn token_response(app: &TestApp, id: &str, secret: &str, scope: &str) -> (u16, Value) {
     let res = app
         .http
         .post(app.url("/token"))
@@ -595,6 +595,17 @@ async fn the_openapi_document_describes_every_admin_route() {
     let scheme = &doc["components"]["securitySchemes"]["bearer"];
     assert_eq!(scheme["type"], "http");
     assert_eq!(scheme["scheme"], "bearer");
+    // The export documents its one query parameter and the limit on it.
+    let export = &doc["paths"]["/admin/accounts/{account_id}/export"]["get"];
+    assert!(
+        export["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "include" && p["in"] == "query"),
+        "{export}"
+    );
+    assert!(export["responses"]["429"].is_object(), "{export}");
     let routes = civitas::web::admin_routes();
     assert!(routes.len() >= 19, "{routes:?}");
     for (method, path) in &routes {

@@ -176,7 +176,69 @@ async fn an_internal_failure_shows_only_a_request_id(stack: Stack) {
     assert_eq!(body["cache"], "ok");
 }
 
+/// The request id is always Civitas's own: a caller's `x-request-id` is
+/// neither echoed, nor shown as the reference to quote, nor logged as the
+/// id; it is logged apart, quoted.
+async fn a_caller_chosen_request_id_is_replaced_and_logged_apart(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let logs = crate::logs::start();
+    sqlx::query("ALTER TABLE clients RENAME TO clients_gone")
+        .execute(app.app().db.pool())
+        .await
+        .unwrap();
+    let res = app
+        .http
+        .get(app.url(
+            "/authorize?client_id=someone&response_type=code&scope=openid\
+             &redirect_uri=https%3A%2F%2Frp.example%2Fcb",
+        ))
+        .header("accept", "text/html")
+        .header("x-request-id", "forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 500);
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let html = res.text().await.unwrap();
+    assert_ne!(id, "forged");
+    assert!(html.contains("quote this reference"), "{html}");
+    assert!(html.contains(&format!("<code>{id}</code>")), "{html}");
+    assert!(!html.contains("forged"), "{html}");
+
+    let res = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "forged request_id=also-forged")
+        .send()
+        .await
+        .unwrap();
+    let other = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(other != id && !other.contains("forged"), "{other}");
+
+    let text = logs.finish();
+    let line = text
+        .lines()
+        .find(|l| l.contains("internal error") && l.contains(&format!("request_id={id}")))
+        .unwrap_or_else(|| panic!("no internal error line for {id}: {text}"));
+    assert!(
+        line.contains("http.request.header.x_request_id=\"forged\""),
+        "{line}"
+    );
+    // The caller's value appears only in its own field, quoted, with its
+    // space made visible, so it cannot pass for another field.
+    let field_a = "http.request.header.x_request_id=\"forged\"";
+    let field_b = "http.request.header.x_request_id=\"forged?request_id=also-forged\"";
+    assert!(text.contains(field_b), "{text}");
+    for line in text.lines().filter(|l| l.contains("forged")) {
+        let rest = line.replace(field_b, "").replace(field_a, "");
+        assert!(!rest.contains("forged"), "{line}");
+    }
+}
+
 on_both_stacks!(
+    a_caller_chosen_request_id_is_replaced_and_logged_apart,
     malformed_bodies_get_a_json_4xx_and_the_server_keeps_serving,
     unknown_paths_are_404_as_json_or_as_a_page,
     bad_authorization_headers_are_refused_cleanly,

@@ -137,6 +137,13 @@ fn operators_add_list_show_and_remove_clients_and_rotate_keys() {
         serde_json::from_str(&run(&["clients", "show", &client_id])).unwrap();
     assert_eq!(shown["admin"], true);
     assert!(run(&["clients", "list"]).contains("admin"));
+    // National identifiers in the export: a flag of its own.
+    assert_eq!(shown["admin_identifiers"], false);
+    assert!(run(&["clients", "set-admin-identifiers", &client_id, "true"]).contains("may read"));
+    let shown: serde_json::Value =
+        serde_json::from_str(&run(&["clients", "show", &client_id])).unwrap();
+    assert_eq!(shown["admin_identifiers"], true);
+    assert!(run(&["clients", "list"]).contains("identifiers"));
     run(&["clients", "set-admin", &client_id, "false"]);
     let shown: serde_json::Value =
         serde_json::from_str(&run(&["clients", "show", &client_id])).unwrap();

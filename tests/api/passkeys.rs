@@ -450,11 +450,87 @@ async fn a_relying_party_signs_in_a_new_citizen_who_creates_an_account_on_the_wa
     );
 }
 
+/// Asks for a verification code; the notice the account page is sent to.
+async fn send_code(b: &mut Browser<'_>) -> String {
+    let res = b.post_form("/account/email/send", &[]).await;
+    let location = res.headers()["location"].to_str().unwrap();
+    location.rsplit("notice=").next().unwrap().to_owned()
+}
+
+/// How many mails in the outbox went to `address` (in any case).
+fn mails_to(app: &TestApp, address: &str) -> usize {
+    let Ok(dir) = std::fs::read_dir(app.env.dir.path().join("outbox")) else {
+        return 0;
+    };
+    dir.filter(|m| {
+        let text = std::fs::read_to_string(m.as_ref().unwrap().path()).unwrap();
+        text.lines().next().unwrap().to_lowercase() == format!("to: {address}")
+    })
+    .count()
+}
+
+/// Accounts can be made with any address, so the codes are also limited
+/// per destination: five an hour, whichever accounts ask.
+async fn one_address_gets_at_most_five_codes_an_hour_across_accounts(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    let mut browsers = Vec::new();
+    for (name, email) in [
+        ("Anna", "victim@example.eu"),
+        ("Bert", "Victim@Example.EU"),
+        ("Cleo", "cleo@example.eu"),
+    ] {
+        let mut key = SoftAuthenticator::new(&app.base, false);
+        let mut b = Browser::new(&app);
+        b.create_account(&mut key, name, email, None).await;
+        b.page("/account").await;
+        browsers.push(b);
+    }
+    let [anna, bert, cleo] = &mut browsers[..] else {
+        unreachable!()
+    };
+    let mut notices = Vec::new();
+    for _ in 0..4 {
+        notices.push(send_code(anna).await);
+    }
+    assert_eq!(notices, ["email-sent", "email-sent", "email-sent", "rate"]);
+    assert_eq!(send_code(bert).await, "email-sent");
+    assert_eq!(send_code(bert).await, "email-sent");
+    // The sixth to that address, from another account: refused, and said so.
+    assert_eq!(send_code(bert).await, "email-rate-address");
+    let page = bert.page("/account?notice=email-rate-address").await;
+    assert!(
+        page.contains("Too many codes were sent to this address"),
+        "{page}"
+    );
+    assert_eq!(mails_to(&app, "victim@example.eu"), 5);
+    // Another address has its own allowance.
+    assert_eq!(send_code(cleo).await, "email-sent");
+    assert_eq!(mails_to(&app, "cleo@example.eu"), 1);
+    // The shared store's keys never hold an address.
+    if stack == Stack::Production {
+        let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", app.env.cache_prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(keys.iter().any(|k| k.contains("email-to:")), "{keys:?}");
+        assert!(
+            !keys.iter().any(|k| k.to_lowercase().contains("victim")),
+            "{keys:?}"
+        );
+    }
+}
+
 on_both_stacks!(
     a_citizen_enrolls_signs_in_without_a_username_and_manages_passkeys,
     replayed_foreign_and_unverified_assertions_are_refused,
     a_lost_passkey_is_replaced_with_a_recovery_code_used_once,
     the_email_address_is_verified_with_a_mailed_code,
+    one_address_gets_at_most_five_codes_an_hour_across_accounts,
     a_relying_party_signs_in_a_new_citizen_who_creates_an_account_on_the_way,
 );
 
@@ -631,6 +707,17 @@ async fn limits_count_the_forwarded_address_only_behind_a_trusted_proxy(stack: S
     assert_eq!(begin(&mut b, "198.51.100.99, 203.0.113.9").await, 200);
     // The proxy's own hop is skipped: the client is the rightmost untrusted one.
     assert_eq!(begin(&mut b, "198.51.100.7, 127.0.0.1").await, 429);
+    // IPv6 counts by /64 (one subscriber's prefix): new addresses in it
+    // share one allowance; another /64 has its own.
+    let mut one_prefix = Vec::new();
+    for xff in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"] {
+        one_prefix.push(begin(&mut b, xff).await);
+    }
+    assert_eq!(one_prefix, [200, 200, 200]);
+    assert_eq!(begin(&mut b, "2001:db8:1:2:abcd:1:2:3").await, 429);
+    assert_eq!(begin(&mut b, "2001:db8:1:3::1").await, 200);
+    // An IPv4-mapped IPv6 address is the IPv4 address.
+    assert_eq!(begin(&mut b, "::ffff:198.51.100.7").await, 429);
 
     // Without trusted proxies the header proves nothing: every request
     // counts against the TCP peer, whatever it claims.

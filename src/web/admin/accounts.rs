@@ -1,16 +1,18 @@
 //! Admin API: accounts. Summary, lock and unlock, erasure and export (data
 //! protection), and the `admin` role.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{Admin, ApiError, AppState, not_found, reply};
+use crate::accounts::export::PersonIdentifier;
 use crate::accounts::lock::LockChange;
 use crate::accounts::roles::{self, Role};
 use crate::accounts::{AccountError, AccountId};
+use crate::ephemeral::within_limit;
 
 impl From<AccountError> for ApiError {
     fn from(e: AccountError) -> Self {
@@ -224,20 +226,74 @@ pub(super) async fn erase(
     ))
 }
 
+/// Exports with national identifiers in clear, per client and hour.
+const IDENTIFIER_EXPORTS_PER_HOUR: u64 = 10;
+
+/// `?include=person_identifier` (the only value `include` takes, and it may
+/// be repeated): does the caller ask for the identifier in clear?
+fn asks_for_identifier(query: Option<&str>) -> Result<bool, ApiError> {
+    let mut asks = false;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if key == "include" {
+            if value != "person_identifier" {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    "include takes only `person_identifier`",
+                ));
+            }
+            asks = true;
+        }
+    }
+    Ok(asks)
+}
+
 #[utoipa::path(get, path = "/admin/accounts/{account_id}/export", tag = "accounts",
-    params(("account_id" = String, Path)),
-    responses((status = 200, description = "Everything held about the citizen (format civitas-account-export/1)", body = Object), (status = 404), (status = 401), (status = 403)),
+    params(("account_id" = String, Path),
+        ("include" = Option<String>, Query, description = "`person_identifier`: the national identifier in clear, for a token with scope civitas:admin:identifiers of a client the operator allowed it (at most 10 such exports per client and hour). Without it the identifier is masked.")),
+    responses((status = 200, description = "Everything held about the citizen (format civitas-account-export/1)", body = Object),
+        (status = 400, description = "`include` names something else"), (status = 404), (status = 401),
+        (status = 403, description = "Not an admin token, or `include=person_identifier` without the identifiers scope and the operator's flag"),
+        (status = 429, description = "Too many exports with identifiers by this client in the hour")),
     security(("bearer" = [])))]
 pub(super) async fn export(
     State(app): State<AppState>,
     admin: Admin,
     Path(account_id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    let asks = asks_for_identifier(query.as_deref())?;
     let account = AccountId::new(account_id);
-    let entry = admin.entry("account.export").account(&account);
+    let mut entry = admin.entry("account.export").account(&account);
+    let identifier = if asks {
+        entry = entry.with("person_identifier", "requested");
+        if !admin.may_read_identifiers(&app).await? {
+            admin
+                .note(&app, &entry.with("outcome", "forbidden"))
+                .await?;
+            return Err(super::auth::identifiers_refused());
+        }
+        let key = format!("admin-identifiers:client:{}", admin.client_id);
+        let hour = std::time::Duration::from_secs(3600);
+        if !within_limit(&app.cache, &key, IDENTIFIER_EXPORTS_PER_HOUR, hour).await? {
+            admin
+                .note(&app, &entry.with("outcome", "rate_limited"))
+                .await?;
+            return Err(ApiError::Client {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "rate_limited",
+                description: format!(
+                    "at most {IDENTIFIER_EXPORTS_PER_HOUR} exports with identifiers per client and hour"
+                ),
+                www_authenticate: None,
+            });
+        }
+        PersonIdentifier::Clear
+    } else {
+        PersonIdentifier::Masked
+    };
     let result = app
         .accounts
-        .export(&app.eid_keys, &account, &admin.actor())
+        .export(&app.eid_keys, &account, &admin.actor(), identifier)
         .await;
     let doc = or_not_found(&app, &admin, entry, result).await?;
     Ok(reply(StatusCode::OK, &doc))

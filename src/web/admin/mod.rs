@@ -4,7 +4,9 @@
 //!
 //! Authentication ([`auth`]): a bearer access token Civitas signed, with
 //! scope `civitas:admin`, of a client the operator marked admin, checked in
-//! the database at every call. Every call that passes it and reaches its
+//! the database at every call; national identifiers in clear in an export
+//! also need scope `civitas:admin:identifiers` and the operator's second
+//! flag. Every call that passes it and reaches its
 //! handler leaves exactly one `admin.action` audit entry naming the client:
 //! in the transaction of the change where there is one, standalone for
 //! reads, no-ops and targets that do not exist.

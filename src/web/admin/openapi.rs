@@ -11,7 +11,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::{accounts, audit, clients, orgs};
 
-/// The bearer scheme: an access token with scope `civitas:admin`.
+/// The bearer scheme: an access token with scope `civitas:admin` (and
+/// `civitas:admin:identifiers` for identifiers in clear).
 struct BearerScheme;
 
 impl Modify for BearerScheme {
@@ -25,7 +26,9 @@ impl Modify for BearerScheme {
                     .bearer_format("JWT")
                     .description(Some(
                         "An access token from the token endpoint (client_credentials, \
-                         scope civitas:admin) of a client the operator marked admin.",
+                         scope civitas:admin) of a client the operator marked admin. \
+                         National identifiers in clear in an export also need scope \
+                         civitas:admin:identifiers, of a client the operator marked for them.",
                     ))
                     .build(),
             ),
