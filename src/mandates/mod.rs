@@ -27,7 +27,7 @@ use crate::accounts::AccountId;
 use crate::assurance::Level;
 use crate::audit::{self, Event, Kind};
 use crate::clock::{SharedClock, UnixTime};
-use crate::eid::EidKeys;
+use crate::eid::{EidKeys, IdentifierError, PersonIdentifier};
 use crate::secrets::{SecretHash, random_token};
 use crate::store::{Database, StoreError, flag};
 
@@ -63,6 +63,9 @@ pub enum MandateError {
     /// Input that cannot be accepted.
     #[error("{0}")]
     Invalid(String),
+    /// The addressee's national identifier cannot be used.
+    #[error(transparent)]
+    Identifier(#[from] IdentifierError),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -77,11 +80,12 @@ impl From<sqlx::Error> for MandateError {
 /// To whom a mandate is granted.
 #[derive(Clone)]
 pub enum Grantee {
-    /// A citizen named by national person identifier (matched to their eID).
+    /// A citizen named by national person identifier (matched to their eID),
+    /// in any spelling [`crate::eid::PersonIdentifier::parse`] accepts.
     Person {
         /// Country of the identifier.
         country: String,
-        /// The identifier (never stored in the clear).
+        /// The identifier (never stored in the clear; made canonical, then hashed).
         person_identifier: String,
     },
     /// Whoever accepts the invitation link after enrolling their eID.
@@ -394,18 +398,8 @@ impl Mandates {
                 country,
                 person_identifier,
             } => {
-                if country.len() != 2 || person_identifier.trim().is_empty() {
-                    return Err(MandateError::Invalid(
-                        "give the person's country and national identifier".into(),
-                    ));
-                }
-                (
-                    Some(
-                        self.keys
-                            .person_hash(&country.to_ascii_uppercase(), person_identifier.trim()),
-                    ),
-                    None,
-                )
+                let person = PersonIdentifier::parse(country, person_identifier)?;
+                (Some(self.keys.person_hash(&person)), None)
             }
             Grantee::Invitation => (None, Some(random_token(32))),
         };
