@@ -27,7 +27,7 @@ use crate::helpers::{Stack, TestApp};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-fn chromium_available() -> bool {
+pub(crate) fn chromium_available() -> bool {
     if std::path::Path::new(CHROMIUM).exists() {
         return true;
     }
@@ -147,7 +147,7 @@ async fn current_url(page: &Page) -> String {
     page.url().await.unwrap().unwrap_or_default()
 }
 
-async fn wait_for_url(page: &Page, what: &str, pred: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn wait_for_url(page: &Page, what: &str, pred: impl Fn(&str) -> bool) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let url = current_url(page).await;
@@ -169,7 +169,7 @@ async fn wait_for_url(page: &Page, what: &str, pred: impl Fn(&str) -> bool) -> S
     }
 }
 
-async fn click(page: &Page, selector: &str) {
+pub(crate) async fn click(page: &Page, selector: &str) {
     page.find_element(selector)
         .await
         .unwrap_or_else(|e| panic!("{selector}: {e}"))
@@ -178,7 +178,7 @@ async fn click(page: &Page, selector: &str) {
         .unwrap();
 }
 
-async fn type_into(page: &Page, selector: &str, text: &str) {
+pub(crate) async fn type_into(page: &Page, selector: &str, text: &str) {
     page.find_element(selector)
         .await
         .unwrap()
@@ -193,7 +193,7 @@ async fn type_into(page: &Page, selector: &str, text: &str) {
 /// Checks that a page can be used with a keyboard and a screen reader: a
 /// language, one main heading, a label for every visible field, a name for
 /// every button and link, no positive tabindex (natural focus order).
-async fn accessibility_problems(page: &Page) -> Vec<String> {
+pub(crate) async fn accessibility_problems(page: &Page) -> Vec<String> {
     let script = r#"(() => {
         const problems = [];
         if (!document.documentElement.lang) problems.push("no lang on <html>");
@@ -222,7 +222,7 @@ async fn accessibility_problems(page: &Page) -> Vec<String> {
 
 /// Headless Chromium with one page that has a virtual authenticator (CTAP2,
 /// internal transport, resident keys, user verification).
-async fn launch() -> (
+pub(crate) async fn launch() -> (
     Browser,
     Page,
     tokio::task::JoinHandle<()>,
