@@ -135,6 +135,7 @@ impl Civitas {
         let sessions = Sessions::new(cache.clone(), clock.clone(), settings.sessions.clone());
         let pairwise = PairwiseKey::load(&db, clock.now()).await?;
         let eid_keys = crate::eid::EidKeys::load(&db, clock.now()).await?;
+        recompute_bindings(&db, &eid_keys).await?;
         let mandates = crate::mandates::Mandates::new(db.clone(), eid_keys.clone(), clock.clone());
         let oidc = Provider::new(
             Arc::new(settings.clone()),
@@ -209,6 +210,26 @@ impl Civitas {
             draining: self.draining.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
+}
+
+/// Brings bindings stored by earlier versions to the canonical identifier
+/// form, once (later start-ups find nothing to do); logs counts only.
+async fn recompute_bindings(db: &Database, keys: &crate::eid::EidKeys) -> Result<(), StoreError> {
+    let done = crate::eid::recompute_bindings(db, keys).await?;
+    if done.updated > 0 {
+        tracing::info!(
+            bindings = done.updated,
+            "eID bindings recomputed with canonical identifiers"
+        );
+    }
+    if done.conflicting > 0 || done.unusable > 0 {
+        tracing::warn!(
+            conflicting = done.conflicting,
+            unusable = done.unusable,
+            "eID bindings left in their earlier form (identifier_version = 0): see docs/representation.md"
+        );
+    }
+    Ok(())
 }
 
 /// How long a retired key stays published: the longest lifetime of a token it

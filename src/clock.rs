@@ -51,7 +51,9 @@ impl UnixTime {
         (y, m, d, secs / 3_600, (secs % 3_600) / 60, secs % 60)
     }
 
-    /// Midnight UTC of a calendar date, if it is one (`YYYY-MM-DD`).
+    /// Midnight UTC of a calendar date, if it is one (`YYYY-MM-DD`): a date
+    /// that does not exist, such as `2027-02-31`, reads back as another and
+    /// is refused.
     #[must_use]
     pub fn from_date(text: &str) -> Option<Self> {
         let mut parts = text.trim().split('-');
@@ -157,5 +159,24 @@ mod tests {
         assert_eq!(clock.now(), UnixTime(1_060));
         assert_eq!(UnixTime(1_000).secs_until(clock.now()), 60);
         assert_eq!(clock.now().secs_until(UnixTime(1_000)), 0);
+    }
+
+    #[test]
+    fn from_date_reads_calendar_dates_and_refuses_impossible_ones() {
+        assert_eq!(UnixTime::from_date("1970-01-01"), Some(UnixTime(0)));
+        assert_eq!(
+            UnixTime::from_date("2028-02-29").map(UnixTime::rfc3339),
+            Some("2028-02-29T00:00:00Z".to_owned())
+        );
+        for impossible in [
+            "2027-02-31",
+            "2027-02-29",
+            "2027-04-31",
+            "2027-13-01",
+            "2027-00-10",
+            "2027-1-1x",
+        ] {
+            assert_eq!(UnixTime::from_date(impossible), None, "{impossible}");
+        }
     }
 }

@@ -453,10 +453,14 @@ impl Connectors {
             .and_then(text)
             .unwrap_or_else(|| conn.country.clone())
             .to_ascii_uppercase();
-        // A connector asserts only the identities of its own countries.
+        // A connector asserts only the identities of its own countries, and
+        // only identifiers of that country.
         if !conn.accepts_country(&country) {
             return Err(FlowError::ForeignCountry);
         }
+        super::PersonIdentifier::parse(&country, &person_identifier).map_err(|_| {
+            FlowError::Invalid("the person identifier is not one of its country".into())
+        })?;
         Ok(ProvenIdentity {
             connector: conn.id.clone(),
             scheme: conn.scheme.clone(),

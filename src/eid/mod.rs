@@ -8,10 +8,21 @@
 //! country and identifier) enforces it in the database, across instances.
 //! Re-proofing the same identity on the same account updates the binding.
 //!
+//! Every identifier is hashed, stored and compared in its canonical form
+//! ([`PersonIdentifier`]): whatever spelling the upstream returned
+//! (`38001085718`, `EE38001085718`, `EE/EE/38001085718`), one person has one
+//! binding, one `identity_hash` and one `person_hash`. Bindings written by
+//! earlier versions are recomputed once at start-up ([`recompute_bindings`]).
+//!
 //! The person identifier never appears in a log line or an error message.
 
 pub mod connector;
+pub mod identifier;
+mod recompute;
 pub mod settings;
+
+pub use identifier::{IdentifierError, PersonIdentifier};
+pub use recompute::{Recomputed, recompute_bindings};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -38,6 +49,10 @@ pub enum EidError {
     /// The stored identifier could not be decrypted (wrong key, tampering).
     #[error("the stored identity could not be read")]
     Crypto,
+    /// The upstream's identifier is not a national identifier of its country
+    /// (for example prefixed with another country); nothing changed.
+    #[error(transparent)]
+    Identifier(#[from] IdentifierError),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -52,7 +67,8 @@ pub struct ProvenIdentity {
     pub scheme: String,
     /// ISO 3166-1 alpha-2 country of the eID.
     pub country: String,
-    /// The national person identifier (secret: never logged).
+    /// The national person identifier (secret: never logged): as the
+    /// upstream returned it in a proof, canonical in a stored [`Binding`].
     pub person_identifier: String,
     /// Verified given name.
     pub given_name: Option<String>,
@@ -128,27 +144,28 @@ impl EidKeys {
         })
     }
 
-    fn identity_hash(&self, id: &ProvenIdentity) -> String {
+    /// The uniqueness hash of a binding: scheme, country and canonical identifier.
+    fn identity_hash(&self, scheme: &str, person: &PersonIdentifier) -> String {
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.hash_key) else {
             return String::new(); // unreachable: HMAC takes keys of any length
         };
-        for part in [&id.scheme, &id.country, &id.person_identifier] {
+        for part in [scheme, person.country(), person.national()] {
             mac.update(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
             mac.update(part.as_bytes());
         }
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
-    /// A hash of country and person identifier alone (no scheme): how
-    /// business-register data, which names people by national identifier,
-    /// is matched to proven citizens.
+    /// A hash of country and canonical person identifier alone (no
+    /// scheme): how business-register data and mandates, which name people
+    /// by national identifier, are matched to proven citizens.
     #[must_use]
-    pub fn person_hash(&self, country: &str, person_identifier: &str) -> String {
+    pub fn person_hash(&self, person: &PersonIdentifier) -> String {
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.hash_key) else {
             return String::new(); // unreachable: HMAC takes keys of any length
         };
         mac.update(b"person\0");
-        for part in [country, person_identifier] {
+        for part in [person.country(), person.national()] {
             mac.update(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
             mac.update(part.as_bytes());
         }
@@ -196,12 +213,20 @@ impl EidKeys {
     }
 }
 
+/// The version of the stored identifier form (`eid_bindings.identifier_version`):
+/// 0 as the upstream returned it (before canonical identifiers), 1 canonical.
+pub(crate) const IDENTIFIER_VERSION: i64 = 1;
+
 /// Binds `identity` to `account`, or re-proofs an existing binding of the
-/// same identity on the same account. An identity bound elsewhere, or an
-/// account bound to another identity, changes nothing.
+/// same identity on the same account. The identifier is made canonical
+/// first; what is stored, hashed and audited is the canonical form. An
+/// identity bound elsewhere, or an account bound to another identity,
+/// changes nothing.
 ///
 /// # Errors
-/// [`EidError::BoundElsewhere`], [`EidError::AccountBoundToOther`], or a store failure.
+/// [`EidError::Identifier`] for an identifier that is not one of its
+/// country, [`EidError::BoundElsewhere`], [`EidError::AccountBoundToOther`],
+/// or a store failure.
 pub async fn bind(
     db: &Database,
     keys: &EidKeys,
@@ -209,7 +234,8 @@ pub async fn bind(
     identity: &ProvenIdentity,
     now: UnixTime,
 ) -> Result<(), EidError> {
-    let hash = keys.identity_hash(identity);
+    let person = PersonIdentifier::parse(&identity.country, &identity.person_identifier)?;
+    let hash = keys.identity_hash(&identity.scheme, &person);
     let mut tx = db.begin().await.map_err(StoreError::from)?;
     let owner = sqlx::query("SELECT account_id FROM eid_bindings WHERE identity_hash = $1")
         .bind(&hash)
@@ -227,7 +253,7 @@ pub async fn bind(
         .fetch_optional(&mut *tx)
         .await
         .map_err(StoreError::from)?;
-    let sealed = keys.encrypt(&identity.person_identifier, account)?;
+    let sealed = keys.encrypt(person.national(), account)?;
     let reproofed = current.is_some();
     let result = match current {
         Some(row) if row.try_get::<String, _>("identity_hash").map_err(StoreError::from)? != hash => {
@@ -236,7 +262,8 @@ pub async fn bind(
         Some(_) => {
             sqlx::query(
                 "UPDATE eid_bindings SET connector = $2, person_identifier_enc = $3, given_name = $4, family_name = $5, \
-                 birthdate = $6, level = $7, verified_at = $8, person_hash = $9 WHERE account_id = $1",
+                 birthdate = $6, level = $7, verified_at = $8, person_hash = $9, identifier_version = $10 \
+                 WHERE account_id = $1",
             )
             .bind(account.as_str())
             .bind(&identity.connector)
@@ -246,28 +273,30 @@ pub async fn bind(
             .bind(identity.birthdate.clone())
             .bind(identity.level.alias())
             .bind(now.0)
-            .bind(keys.person_hash(&identity.country, &identity.person_identifier))
+            .bind(keys.person_hash(&person))
+            .bind(IDENTIFIER_VERSION)
             .execute(&mut *tx)
             .await
         }
         None => {
             sqlx::query(
                 "INSERT INTO eid_bindings (account_id, identity_hash, connector, scheme, country, person_identifier_enc, \
-                 given_name, family_name, birthdate, level, verified_at, created_at, person_hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
+                 given_name, family_name, birthdate, level, verified_at, created_at, person_hash, identifier_version) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13)",
             )
             .bind(account.as_str())
             .bind(&hash)
             .bind(&identity.connector)
             .bind(&identity.scheme)
-            .bind(&identity.country)
+            .bind(person.country())
             .bind(&sealed)
             .bind(identity.given_name.clone())
             .bind(identity.family_name.clone())
             .bind(identity.birthdate.clone())
             .bind(identity.level.alias())
             .bind(now.0)
-            .bind(keys.person_hash(&identity.country, &identity.person_identifier))
+            .bind(keys.person_hash(&person))
+            .bind(IDENTIFIER_VERSION)
             .execute(&mut *tx)
             .await
         }
@@ -284,7 +313,7 @@ pub async fn bind(
     // Scheme, country and level only: never the identifier or the names.
     let event = crate::audit::Event::citizen(crate::audit::Kind::EidBound, account)
         .with("scheme", identity.scheme.as_str())
-        .with("country", identity.country.as_str())
+        .with("country", person.country())
         .with("level", identity.level.alias())
         .with("connector", identity.connector.as_str())
         .with("reproofed", reproofed);
@@ -348,7 +377,9 @@ pub async fn proofing_level(
         .and_then(Level::parse))
 }
 
-/// The account a proven identity is bound to, if any (eID recovery).
+/// The account a proven identity is bound to, if any (eID recovery),
+/// whatever spelling of the identifier the upstream returned. An identifier
+/// that is not one of its country's is bound to no account.
 ///
 /// # Errors
 /// If the database fails.
@@ -357,8 +388,11 @@ pub async fn account_of(
     keys: &EidKeys,
     identity: &ProvenIdentity,
 ) -> Result<Option<AccountId>, StoreError> {
+    let Ok(person) = PersonIdentifier::parse(&identity.country, &identity.person_identifier) else {
+        return Ok(None);
+    };
     let row = sqlx::query("SELECT account_id FROM eid_bindings WHERE identity_hash = $1")
-        .bind(keys.identity_hash(identity))
+        .bind(keys.identity_hash(&identity.scheme, &person))
         .fetch_optional(db.pool())
         .await?;
     Ok(row

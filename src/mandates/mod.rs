@@ -11,14 +11,20 @@
 //!   minimum level of assurance needed to use them. A statutory
 //!   representative (eID-proven, signed in at least at substantial) grants
 //!   them; a holder who may delegate sub-delegates a subset of their own
-//!   powers, never more and never past their own validity. Revoking a
-//!   mandate revokes everything delegated from it.
+//!   powers, never more and never past their own validity. A
+//!   sub-delegation counts only while every mandate above it holds.
+//!   Revoking a mandate revokes everything delegated from it.
+//! - **Nobody holds a mandate they granted**, directly or further up its
+//!   chain ([`grant`]).
 //!
 //! Every grant, acceptance and revocation goes to the audit log.
 
+mod grant;
 mod operator;
 pub mod register;
+mod store;
 
+pub use grant::{CheckedGrant, is_invitation_token};
 pub use operator::{Organization, revoke_cascade};
 
 use sqlx::Row as _;
@@ -27,9 +33,9 @@ use crate::accounts::AccountId;
 use crate::assurance::Level;
 use crate::audit::{self, Event, Kind};
 use crate::clock::{SharedClock, UnixTime};
-use crate::eid::EidKeys;
-use crate::secrets::{SecretHash, random_token};
-use crate::store::{Database, StoreError, flag};
+use crate::eid::{EidKeys, IdentifierError};
+use crate::store::{Database, StoreError};
+use store::{columns_of, from_row};
 
 /// The power a statutory representative holds: all of them.
 pub const ALL_POWERS: &str = "*";
@@ -60,6 +66,18 @@ pub enum MandateError {
     /// The mandate is not addressed to this citizen.
     #[error("this mandate is addressed to someone else")]
     NotForYou,
+    /// A grant to oneself, or an acceptance by its granter (or by someone
+    /// who granted a mandate further up its chain).
+    #[error(
+        "you cannot give a mandate to yourself, nor accept one given by you (directly or further up its chain)"
+    )]
+    ToYourself,
+    /// The mandate, or one it was delegated from, is no longer valid.
+    #[error("this mandate, or one it was delegated from, has ended")]
+    Ended,
+    /// The addressee's national identifier cannot be used.
+    #[error(transparent)]
+    Identifier(#[from] IdentifierError),
     /// Input that cannot be accepted.
     #[error("{0}")]
     Invalid(String),
@@ -77,11 +95,12 @@ impl From<sqlx::Error> for MandateError {
 /// To whom a mandate is granted.
 #[derive(Clone)]
 pub enum Grantee {
-    /// A citizen named by national person identifier (matched to their eID).
+    /// A citizen named by national person identifier (matched to their eID),
+    /// in any spelling [`crate::eid::PersonIdentifier::parse`] accepts.
     Person {
         /// Country of the identifier.
         country: String,
-        /// The identifier (never stored in the clear).
+        /// The identifier (never stored in the clear; made canonical, then hashed).
         person_identifier: String,
     },
     /// Whoever accepts the invitation link after enrolling their eID.
@@ -148,7 +167,9 @@ pub struct Mandate {
 }
 
 impl Mandate {
-    /// Usable at `now` (accepted, not revoked, within validity)?
+    /// Is this mandate itself usable at `now` (accepted, not revoked, within
+    /// validity)? A sub-delegation counts only if every mandate above it
+    /// is, too: [`Mandates::powers_of`] checks the whole chain.
     #[must_use]
     pub fn is_valid(&self, now: UnixTime) -> bool {
         self.accepted_at.is_some()
@@ -194,36 +215,6 @@ fn valid_power_name(p: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
-const COLUMNS: &str = "mandate_id, org_id, representative_account, powers, valid_from, valid_until, may_delegate, parent_id, \
-                       granted_by, granted_at, accepted_at, revoked_at, min_level";
-
-fn from_row(r: &sqlx::any::AnyRow) -> Result<Mandate, StoreError> {
-    let powers: String = r.try_get("powers")?;
-    let level: String = r.try_get("min_level")?;
-    Ok(Mandate {
-        id: r.try_get("mandate_id")?,
-        org_id: r.try_get("org_id")?,
-        representative: r
-            .try_get::<Option<String>, _>("representative_account")?
-            .map(AccountId::new),
-        powers: powers
-            .split(' ')
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        valid_from: UnixTime(r.try_get("valid_from")?),
-        valid_until: r.try_get::<Option<i64>, _>("valid_until")?.map(UnixTime),
-        may_delegate: flag(r.try_get("may_delegate")?),
-        parent: r.try_get("parent_id")?,
-        granted_by: AccountId::new(r.try_get::<String, _>("granted_by")?),
-        granted_at: UnixTime(r.try_get("granted_at")?),
-        accepted_at: r.try_get::<Option<i64>, _>("accepted_at")?.map(UnixTime),
-        revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(UnixTime),
-        min_level: Level::parse(&level)
-            .ok_or_else(|| StoreError::Corrupt("mandate level".into()))?,
-    })
-}
-
 /// Organizations, representatives and mandates.
 #[derive(Debug, Clone)]
 pub struct Mandates {
@@ -239,34 +230,10 @@ impl Mandates {
         Self { db, keys, clock }
     }
 
-    /// The mandate with this id.
-    ///
-    /// # Errors
-    /// If the database fails.
-    pub async fn get(&self, id: &str) -> Result<Option<Mandate>, MandateError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM mandates WHERE mandate_id = $1"
-        ));
-        let row = sqlx::query(sql)
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?;
-        Ok(row.map(|r| from_row(&r)).transpose()?)
-    }
-
-    async fn person_hash_of(&self, account: &AccountId) -> Result<Option<String>, MandateError> {
-        let row = sqlx::query("SELECT person_hash FROM eid_bindings WHERE account_id = $1")
-            .bind(account.as_str())
-            .fetch_optional(self.db.pool())
-            .await?;
-        Ok(row
-            .map(|r| r.try_get::<Option<String>, _>("person_hash"))
-            .transpose()?
-            .flatten())
-    }
-
     /// Every power `account` holds now: statutory ones from the register
-    /// (through its eID binding), and accepted, unrevoked, current mandates.
+    /// (through its eID binding), and accepted, unrevoked, current mandates
+    /// whose every ancestor along `parent_id` is accepted, unrevoked and
+    /// current too.
     ///
     /// # Errors
     /// If the database fails.
@@ -295,20 +262,17 @@ impl Mandates {
             }
         }
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS}, o.name AS org_name FROM mandates m JOIN organizations o ON o.org_id = m.org_id \
+            "SELECT {}, o.name AS org_name FROM mandates m JOIN organizations o ON o.org_id = m.org_id \
              WHERE m.representative_account = $1 AND m.revoked_at IS NULL ORDER BY m.granted_at",
+            columns_of("m"),
         ));
-        let sql = sqlx::AssertSqlSafe(
-            sql.0
-                .replace("mandate_id, org_id,", "m.mandate_id, m.org_id,"),
-        );
         for r in sqlx::query(sql)
             .bind(account.as_str())
             .fetch_all(self.db.pool())
             .await?
         {
             let m = from_row(&r)?;
-            if m.is_valid(now) {
+            if self.holds(&m, now).await? {
                 out.push(Power {
                     org_id: m.org_id.clone(),
                     org_name: r.try_get("org_name")?,
@@ -321,192 +285,6 @@ impl Mandates {
             }
         }
         Ok(out)
-    }
-
-    /// Grants a mandate. `granter_level` is the level of the granter's
-    /// current sign-in. Returns the mandate and, for an invitation, the
-    /// one-time invitation token (shown once; stored only as a hash).
-    ///
-    /// # Errors
-    /// Every refusal of [`MandateError`]; nothing is stored then.
-    pub async fn grant(
-        &self,
-        granter: &AccountId,
-        granter_level: Level,
-        req: GrantRequest,
-    ) -> Result<(Mandate, Option<String>), MandateError> {
-        let now = self.clock.now();
-        if req.powers.is_empty()
-            || req
-                .powers
-                .iter()
-                .any(|p| !valid_power_name(p) || p == ALL_POWERS)
-        {
-            return Err(MandateError::Invalid(
-                "name at least one power (letters, digits, `.`, `_`, `-`)".into(),
-            ));
-        }
-        if req.valid_until.is_some_and(|u| u <= now) {
-            return Err(MandateError::Invalid(
-                "the mandate would already have ended".into(),
-            ));
-        }
-        let powers = self.powers_of(granter).await?;
-        let mut valid_until = req.valid_until;
-        let mut min_level = req.min_level;
-        match &req.parent {
-            None => {
-                // A statutory representative, proven by eID, signed in at substantial or more.
-                if !powers
-                    .iter()
-                    .any(|p| p.org_id == req.org_id && p.mandate_ref.starts_with("statutory:"))
-                {
-                    return Err(MandateError::NotEntitled);
-                }
-                if granter_level < Level::Substantial {
-                    return Err(MandateError::InsufficientLevel);
-                }
-            }
-            Some(parent_id) => {
-                let parent = powers
-                    .iter()
-                    .find(|p| p.mandate_ref == *parent_id && p.org_id == req.org_id)
-                    .ok_or(MandateError::NotEntitled)?;
-                if !parent.may_delegate {
-                    return Err(MandateError::NoDelegation);
-                }
-                if !parent.covers(&req.powers, Level::High) {
-                    return Err(MandateError::ScopeTooWide);
-                }
-                if granter_level < parent.min_level {
-                    return Err(MandateError::InsufficientLevel);
-                }
-                match (parent.valid_until, valid_until) {
-                    (Some(p), Some(c)) if c > p => return Err(MandateError::BeyondValidity),
-                    (Some(p), None) => valid_until = Some(p),
-                    _ => {}
-                }
-                min_level = min_level.max(parent.min_level);
-            }
-        }
-        let (person, invitation) = match &req.grantee {
-            Grantee::Person {
-                country,
-                person_identifier,
-            } => {
-                if country.len() != 2 || person_identifier.trim().is_empty() {
-                    return Err(MandateError::Invalid(
-                        "give the person's country and national identifier".into(),
-                    ));
-                }
-                (
-                    Some(
-                        self.keys
-                            .person_hash(&country.to_ascii_uppercase(), person_identifier.trim()),
-                    ),
-                    None,
-                )
-            }
-            Grantee::Invitation => (None, Some(random_token(32))),
-        };
-        let mandate = Mandate {
-            id: random_token(16),
-            org_id: req.org_id.clone(),
-            representative: None,
-            powers: req.powers.clone(),
-            valid_from: now,
-            valid_until,
-            may_delegate: req.may_delegate,
-            parent: req.parent.clone(),
-            granted_by: granter.clone(),
-            granted_at: now,
-            accepted_at: None,
-            revoked_at: None,
-            min_level,
-        };
-        let mut tx = self.db.begin().await?;
-        sqlx::query(
-            "INSERT INTO mandates (mandate_id, org_id, representative_person, invitation_hash, powers, valid_from, \
-             valid_until, may_delegate, parent_id, granted_by, granted_at, min_level) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(&mandate.id)
-        .bind(&mandate.org_id)
-        .bind(person)
-        .bind(invitation.as_ref().map(|t| SecretHash::of(t).as_str().to_owned()))
-        .bind(mandate.powers.join(" "))
-        .bind(now.0)
-        .bind(valid_until.map(|u| u.0))
-        .bind(i64::from(mandate.may_delegate))
-        .bind(mandate.parent.clone())
-        .bind(granter.as_str())
-        .bind(now.0)
-        .bind(min_level.alias())
-        .execute(&mut *tx)
-        .await?;
-        let event = Event::citizen(Kind::MandateGranted, granter)
-            .with("mandate", mandate.id.as_str())
-            .with("org", mandate.org_id.as_str())
-            .with("powers", mandate.powers.join(" "))
-            .with("by_invitation", invitation.is_some())
-            .with("min_level", min_level.alias());
-        audit::record(&mut tx, &event, now).await?;
-        tx.commit().await?;
-        Ok((mandate, invitation))
-    }
-
-    /// The representative accepts a mandate addressed to them by national
-    /// identifier (`mandate_id`) or by invitation (`invitation` token). Either
-    /// way their identity must be proven by eID.
-    ///
-    /// # Errors
-    /// [`MandateError::NotFound`], [`MandateError::NotForYou`].
-    pub async fn accept(
-        &self,
-        account: &AccountId,
-        mandate_id: Option<&str>,
-        invitation: Option<&str>,
-    ) -> Result<Mandate, MandateError> {
-        let now = self.clock.now();
-        let person = self
-            .person_hash_of(account)
-            .await?
-            .ok_or(MandateError::NotForYou)?;
-        let row = match (mandate_id, invitation) {
-            (Some(id), _) => sqlx::query("SELECT mandate_id, representative_person FROM mandates WHERE mandate_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL")
-                .bind(id)
-                .fetch_optional(self.db.pool())
-                .await?,
-            (None, Some(token)) => sqlx::query("SELECT mandate_id, representative_person FROM mandates WHERE invitation_hash = $1 AND accepted_at IS NULL AND revoked_at IS NULL")
-                .bind(SecretHash::of(token).as_str())
-                .fetch_optional(self.db.pool())
-                .await?,
-            (None, None) => None,
-        }
-        .ok_or(MandateError::NotFound)?;
-        let id: String = row.try_get("mandate_id")?;
-        if let Some(addressed) = row.try_get::<Option<String>, _>("representative_person")?
-            && addressed != person
-        {
-            return Err(MandateError::NotForYou);
-        }
-        let mut tx = self.db.begin().await?;
-        let done = sqlx::query(
-            "UPDATE mandates SET representative_account = $2, accepted_at = $3, invitation_hash = NULL \
-             WHERE mandate_id = $1 AND accepted_at IS NULL",
-        )
-        .bind(&id)
-        .bind(account.as_str())
-        .bind(now.0)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(MandateError::NotFound);
-        }
-        let event = Event::citizen(Kind::MandateAccepted, account).with("mandate", id.as_str());
-        audit::record(&mut tx, &event, now).await?;
-        tx.commit().await?;
-        self.get(&id).await?.ok_or(MandateError::NotFound)
     }
 
     /// Revokes a mandate and, transitively, everything delegated from it.
@@ -537,61 +315,5 @@ impl Mandates {
         audit::record(&mut tx, &event, now).await?;
         tx.commit().await?;
         Ok(ended)
-    }
-}
-
-impl Mandates {
-    /// Mandates `account` granted that are still in force, with the organization's name.
-    ///
-    /// # Errors
-    /// If the database fails.
-    pub async fn granted_by(
-        &self,
-        account: &AccountId,
-    ) -> Result<Vec<(Mandate, String)>, MandateError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS}, o.name AS org_name FROM mandates m JOIN organizations o ON o.org_id = m.org_id \
-             WHERE m.granted_by = $1 AND m.revoked_at IS NULL ORDER BY m.granted_at"
-        ));
-        let sql = sqlx::AssertSqlSafe(
-            sql.0
-                .replace("mandate_id, org_id,", "m.mandate_id, m.org_id,"),
-        );
-        let rows = sqlx::query(sql)
-            .bind(account.as_str())
-            .fetch_all(self.db.pool())
-            .await?;
-        rows.iter()
-            .map(|r| Ok((from_row(r)?, r.try_get::<String, _>("org_name")?)))
-            .collect()
-    }
-
-    /// Mandates addressed to `account` (by its eID-proven identifier) and not
-    /// yet accepted.
-    ///
-    /// # Errors
-    /// If the database fails.
-    pub async fn pending_for(
-        &self,
-        account: &AccountId,
-    ) -> Result<Vec<(Mandate, String)>, MandateError> {
-        let Some(person) = self.person_hash_of(account).await? else {
-            return Ok(Vec::new());
-        };
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS}, o.name AS org_name FROM mandates m JOIN organizations o ON o.org_id = m.org_id \
-             WHERE m.representative_person = $1 AND m.accepted_at IS NULL AND m.revoked_at IS NULL ORDER BY m.granted_at"
-        ));
-        let sql = sqlx::AssertSqlSafe(
-            sql.0
-                .replace("mandate_id, org_id,", "m.mandate_id, m.org_id,"),
-        );
-        let rows = sqlx::query(sql)
-            .bind(person)
-            .fetch_all(self.db.pool())
-            .await?;
-        rows.iter()
-            .map(|r| Ok((from_row(r)?, r.try_get::<String, _>("org_name")?)))
-            .collect()
     }
 }

@@ -4,7 +4,8 @@
 
 use sqlx::Row as _;
 
-use super::{COLUMNS, Mandate, MandateError, Mandates, from_row};
+use super::store::{COLUMNS, from_row};
+use super::{Mandate, MandateError, Mandates};
 use crate::audit::{self, Actor, Event, Kind};
 use crate::clock::UnixTime;
 use crate::store::StoreError;

@@ -3,12 +3,17 @@
 //! register (JSON or CSV). A re-import replaces an organization's
 //! representatives: someone no longer listed loses the statutory power at
 //! once, because statutory power is read from this table at every use.
+//!
+//! A representative's identifier is made canonical as the extract is read
+//! ([`PersonIdentifier`]), in JSON and in CSV alike: `38001085718`,
+//! `EE38001085718` and `EE/EE/38001085718` are one person, and a prefix of
+//! another country than the representative's refuses the whole extract.
 
 use serde::Deserialize;
 use sqlx::Row as _;
 
 use crate::clock::UnixTime;
-use crate::eid::EidKeys;
+use crate::eid::{EidKeys, IdentifierError, PersonIdentifier};
 use crate::store::{Database, StoreError};
 
 /// One organization as the register lists it.
@@ -26,24 +31,46 @@ pub struct RegisterEntry {
     pub representatives: Vec<Representative>,
 }
 
-/// A statutory representative, named by national person identifier.
+/// A statutory representative, named by national person identifier: in
+/// JSON `{country, person_identifier, name, role?}`.
 #[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RepresentativeRecord")]
 pub struct Representative {
-    /// Country of the person identifier.
-    pub country: String,
-    /// The national person identifier (never stored in the clear).
-    pub person_identifier: String,
+    /// The person, by canonical identifier (never stored in the clear).
+    pub person: PersonIdentifier,
     /// Name as registered.
     pub name: String,
     /// Role (for example `board member`).
-    #[serde(default = "default_role")]
     pub role: String,
+}
+
+/// A representative as the extract spells it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RepresentativeRecord {
+    country: String,
+    person_identifier: String,
+    name: String,
+    #[serde(default = "default_role")]
+    role: String,
+}
+
+impl TryFrom<RepresentativeRecord> for Representative {
+    type Error = IdentifierError;
+
+    fn try_from(r: RepresentativeRecord) -> Result<Self, IdentifierError> {
+        Ok(Self {
+            person: PersonIdentifier::parse(&r.country, &r.person_identifier)?,
+            name: r.name,
+            role: r.role,
+        })
+    }
 }
 
 impl std::fmt::Debug for Representative {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Representative")
+            .field("country", &self.person.country())
             .field("name", &self.name)
             .field("role", &self.role)
             .finish_non_exhaustive()
@@ -119,9 +146,10 @@ pub fn parse(text: &str) -> Result<Vec<RegisterEntry>, ImportError> {
             }
         };
         if !cols[4].is_empty() {
+            let person = PersonIdentifier::parse(cols[3], cols[4])
+                .map_err(|e| ImportError::Format(format!("row {}: {e}", n + 2)))?;
             entries[pos].representatives.push(Representative {
-                country: cols[3].to_owned(),
-                person_identifier: cols[4].to_owned(),
+                person,
                 name: cols[5].to_owned(),
                 role: if cols[6].is_empty() {
                     default_role()
@@ -192,13 +220,14 @@ pub async fn import(
         let listed: Vec<(String, &Representative)> = e
             .representatives
             .iter()
-            .map(|r| {
-                (
-                    keys.person_hash(&r.country.to_ascii_uppercase(), &r.person_identifier),
-                    r,
-                )
-            })
-            .collect();
+            .map(|r| (keys.person_hash(&r.person), r))
+            .fold(Vec::new(), |mut seen, (hash, r)| {
+                // One person listed twice (perhaps spelled two ways) counts once.
+                if !seen.iter().any(|(h, _)| *h == hash) {
+                    seen.push((hash, r));
+                }
+                seen
+            });
         for gone in before
             .iter()
             .filter(|h| !listed.iter().any(|(l, _)| l == *h))

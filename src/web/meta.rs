@@ -99,6 +99,17 @@ pub(super) async fn form_post_script() -> Response {
         .into_response()
 }
 
+pub(super) async fn invitation_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../templates/static/invitation.js"),
+    )
+        .into_response()
+}
+
 pub(super) async fn passkeys_script() -> Response {
     (
         [

@@ -229,6 +229,7 @@ pub fn router(app: State) -> Router {
         .route(paths::JWKS, get(meta::jwks))
         .route("/static/civitas.css", get(meta::stylesheet))
         .route("/static/form_post.js", get(meta::form_post_script))
+        .route("/static/invitation.js", get(meta::invitation_script))
         .route("/static/passkeys.js", get(meta::passkeys_script))
         .merge(passkeys::routes())
         .merge(account::routes())

@@ -1,10 +1,19 @@
 //! `/account/organizations`: the organizations a citizen can act for, the
 //! mandates they hold and granted, and granting, accepting and revoking
 //! mandates. Every form is CSRF-checked and needs a full session.
+//!
+//! An invitation link is `{issuer}/account/mandates/invitation#<token>`:
+//! browsers never send the fragment, so the token is in no request line and
+//! no log. The page's script (`invitation.js`) copies it into the form's
+//! labelled field (which a citizen without JavaScript fills by hand), and
+//! the token reaches Civitas only in the body of a POST to that fixed
+//! address. A token that arrives in a path (links of earlier versions,
+//! `/account/mandates/invitation/<token>`) may be in a log already: its
+//! invitation is ended and the page says to ask for a new one.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -13,7 +22,7 @@ use super::passkeys::with_cookie;
 use super::{PageError, State as AppState, csrf, pages};
 use crate::assurance::Level;
 use crate::clock::UnixTime;
-use crate::mandates::{GrantRequest, Grantee, MandateError};
+use crate::mandates::{GrantRequest, Grantee, MandateError, is_invitation_token};
 use crate::sessions::Session;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -23,8 +32,12 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/account/organizations/accept", post(accept))
         .route("/account/organizations/revoke", post(revoke))
         .route(
-            "/account/mandates/invitation/{token}",
+            "/account/mandates/invitation",
             get(invitation).post(accept_invitation),
+        )
+        .route(
+            "/account/mandates/invitation/{token}",
+            get(exposed_invitation).post(exposed_invitation),
         )
 }
 
@@ -206,11 +219,14 @@ async fn grant(
     };
     let valid_until = match f.valid_until.trim() {
         "" => None,
-        // Valid through the whole day given.
+        // Valid through the whole day named (UTC): it ends as the next day begins.
         d => Some(
             UnixTime::from_date(d)
                 .ok_or_else(|| {
-                    PageError::bad_request("Invalid date", "Write the date as YYYY-MM-DD.")
+                    PageError::bad_request(
+                        "Invalid date",
+                        "Write a date of the calendar as YYYY-MM-DD.",
+                    )
                 })?
                 .plus(86_400),
         ),
@@ -241,7 +257,7 @@ async fn grant(
     match invitation {
         Some(token) => {
             let link = format!(
-                "{}/account/mandates/invitation/{token}",
+                "{}/account/mandates/invitation#{token}",
                 app.settings.issuer
             );
             render(&app, &headers, &session, notice_text("granted"), Some(link)).await
@@ -288,18 +304,17 @@ async fn revoke(
     Ok(Redirect::to("/account/organizations?notice=revoked").into_response())
 }
 
+/// The page an invitation link opens. Without a full session it says to
+/// sign in and open the link again (the fragment stays in the browser).
 async fn invitation(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(token): Path<String>,
 ) -> Result<Response, PageError> {
-    if full_session(&app, &headers).await?.is_none() {
-        return Ok(Redirect::to("/signin").into_response());
-    }
+    let signed_in = full_session(&app, &headers).await?.is_some();
     let (csrf_token, cookie) = csrf::token(&app.settings, &headers);
     let page = pages::Invitation {
         csrf: &csrf_token,
-        token: &token,
+        signed_in,
     };
     Ok(with_cookie(pages::render(&page), cookie))
 }
@@ -307,21 +322,57 @@ async fn invitation(
 #[derive(Deserialize)]
 struct InvitationForm {
     csrf: String,
+    #[serde(default)]
+    invitation: String,
 }
 
 async fn accept_invitation(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(token): Path<String>,
     axum::Form(f): axum::Form<InvitationForm>,
 ) -> Result<Response, PageError> {
     checked(&app, &headers, &f.csrf)?;
     let Some(session) = full_session(&app, &headers).await? else {
         return Ok(Redirect::to("/signin").into_response());
     };
+    let token = f.invitation.trim();
+    if !is_invitation_token(token) {
+        return Err(PageError::bad_request(
+            "This is not an invitation code",
+            "Open the invitation link again, or paste the 43 characters after # in it.",
+        ));
+    }
     app.mandates
-        .accept(&session.account_id, None, Some(&token))
+        .accept(&session.account_id, None, Some(token))
         .await
         .map_err(mandate_page_error)?;
     Ok(Redirect::to("/account/organizations?notice=accepted").into_response())
+}
+
+/// A token in a path: an invitation link of an earlier version, whose token
+/// may be in an access log by now. Its invitation ends; nothing else is
+/// shown, and a path that is no token is not found.
+async fn exposed_invitation(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, PageError> {
+    if !is_invitation_token(&token) {
+        return Err(PageError::Client {
+            status: StatusCode::NOT_FOUND,
+            title: "Not found",
+            message: "There is no page at this address.".into(),
+        });
+    }
+    app.mandates
+        .end_exposed_invitation(&token)
+        .await
+        .map_err(mandate_page_error)?;
+    Err(PageError::Client {
+        status: StatusCode::GONE,
+        title: "This invitation link can no longer be used",
+        message: "Links of this form carried the invitation in the address, where it may have been \
+                  recorded, so the invitation was ended. Please ask the person who invited you for a new \
+                  link."
+            .into(),
+    })
 }

@@ -160,7 +160,8 @@ pub(crate) struct Organizations<'a> {
 #[template(path = "invitation.html")]
 pub(crate) struct Invitation<'a> {
     pub(crate) csrf: &'a str,
-    pub(crate) token: &'a str,
+    /// With a full session: the form; without: how to sign in first.
+    pub(crate) signed_in: bool,
 }
 
 #[derive(Template)]

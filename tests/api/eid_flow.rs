@@ -288,6 +288,25 @@ async fn a_connector_asserts_only_identities_of_its_own_countries(stack: Stack) 
         civitas::eid::proofing_level(db, &account).await.unwrap(),
         None
     );
+    // An identifier of another country, from an Estonian eID: refused, with
+    // the page's way forward.
+    let res = through_eid(
+        &mut b,
+        "/account/eid/start?connector=sim",
+        "ivo",
+        "high",
+        "",
+        true,
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("not one of its country"), "{html}");
+    assert_eq!(href_of(&html, "eid-back"), "/account");
+    assert_eq!(
+        civitas::eid::proofing_level(db, &account).await.unwrap(),
+        None
+    );
     // Without the claim, the connector's own country.
     let res = through_eid(
         &mut b,

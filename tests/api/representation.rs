@@ -786,9 +786,7 @@ async fn the_organizations_page_grants_accepts_and_revokes_mandates(stack: Stack
         + "data-testid=\"invitation-link\">".len();
     let link = html[start..].split('<').next().unwrap().to_owned();
     let (mut anne, _ak, anne_id) = proven(&app, "49403136526", "anne@example.eu").await;
-    let path = &link[app.base.len()..];
-    anne.page(path).await;
-    let res = anne.post_form(path, &[]).await;
+    let res = crate::mandate_guarantees::open_and_accept(&mut anne, &link).await;
     assert!(
         res.headers()["location"]
             .to_str()

@@ -229,6 +229,16 @@ async fn finish(
                     }
                     .into());
                 }
+                Err(EidError::Identifier(_)) => {
+                    return Err(Stop {
+                        status: StatusCode::BAD_REQUEST,
+                        title: "Your eID could not be used",
+                        message: "Your eID reported a person identifier that is not one of its country. Nothing was changed."
+                            .into(),
+                        forward: forward(),
+                    }
+                    .into());
+                }
                 Err(e) => return Err(PageError::Internal(e.to_string()).into()),
             }
             // The session's level rises at once: same authenticator, new proofing.

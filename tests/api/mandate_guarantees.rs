@@ -1,0 +1,834 @@
+//! What a mandate guarantees, through the `/account/organizations` pages:
+//! an invitation is taken only with its token, which travels in a fragment
+//! and a form and never in a URL path or a log line; a sub-delegation counts
+//! only while every mandate above it holds, and is never inserted under a
+//! parent that ended; nobody holds a mandate they granted themselves; a
+//! mandate's last day is the day named.
+
+use civitas::accounts::AccountId;
+use civitas::assurance::Level;
+use civitas::clock::UnixTime;
+use civitas::eid::{self, ProvenIdentity};
+use civitas::mandates::{GrantRequest, Grantee, MandateError, register};
+
+use crate::authenticator::SoftAuthenticator;
+use crate::browser_session::Browser;
+use crate::helpers::{Stack, TestApp};
+use crate::on_both_stacks;
+
+pub const MARI: &str = "38001085718";
+pub const JAAN: &str = "39912310174";
+pub const ANNE: &str = "49403136526";
+pub const PEETER: &str = "37605030299";
+pub const ORG: &str = "EE:12345678";
+
+/// An identity proven by the test eID of Estonia, with the identifier in
+/// whatever spelling the upstream would return.
+pub fn estonian(identifier: &str) -> ProvenIdentity {
+    ProvenIdentity {
+        connector: "sim".into(),
+        scheme: "simulated-eid".into(),
+        country: "EE".into(),
+        person_identifier: identifier.into(),
+        given_name: None,
+        family_name: None,
+        birthdate: None,
+        level: Level::Substantial,
+    }
+}
+
+/// A citizen with a device-bound passkey, proven by eID as `identifier`
+/// (any spelling) at substantial and signed in again, so that the session
+/// is at substantial.
+pub async fn proven<'a>(
+    app: &'a TestApp,
+    identifier: &str,
+    email: &str,
+) -> (Browser<'a>, SoftAuthenticator, AccountId) {
+    let mut key = SoftAuthenticator::new(&app.base, false);
+    let mut b = Browser::new(app);
+    b.create_account(&mut key, email, email, None).await;
+    let account = b.account_id().await;
+    eid::bind(
+        &app.app().db,
+        &app.app().eid_keys,
+        &account,
+        &estonian(identifier),
+        app.app().clock.now(),
+    )
+    .await
+    .unwrap();
+    let (status, _) = b.sign_in(&mut key, None).await;
+    assert_eq!(status, 200);
+    (b, key, account)
+}
+
+/// Imports Acme OÜ with Mari as its board member.
+pub async fn acme_with_mari(app: &TestApp) {
+    let entries: Vec<register::RegisterEntry> = serde_json::from_value(serde_json::json!([
+        {"country": "EE", "code": "12345678", "name": "Acme OÜ",
+         "representatives": [{"country": "EE", "person_identifier": MARI, "name": "Mari Maasikas"}]}
+    ]))
+    .unwrap();
+    register::import(
+        &app.app().db,
+        &app.app().eid_keys,
+        &entries,
+        civitas::audit::Actor::Operator,
+        app.app().clock.now(),
+    )
+    .await
+    .unwrap();
+}
+
+/// Posts the page's "Give a mandate" form: `from` a power, to `person` (a
+/// country and identifier, or an invitation), optionally delegable and
+/// limited to the day `until`.
+pub async fn give(
+    b: &mut Browser<'_>,
+    from: &str,
+    powers: &str,
+    person: Option<(&str, &str)>,
+    may_delegate: bool,
+    until: &str,
+) -> reqwest::Response {
+    b.page("/account/organizations").await;
+    let (country, identifier) = person.unwrap_or(("", ""));
+    let mut form = vec![
+        ("from", from),
+        ("powers", powers),
+        ("person_country", country),
+        ("person_identifier", identifier),
+        ("valid_until", until),
+    ];
+    if may_delegate {
+        form.push(("may_delegate", "yes"));
+    }
+    b.post_form("/account/organizations/grant", &form).await
+}
+
+/// `give`, which must succeed: the invitation link, if one was made.
+pub async fn given(
+    b: &mut Browser<'_>,
+    from: &str,
+    powers: &str,
+    person: Option<(&str, &str)>,
+    may_delegate: bool,
+) -> Option<String> {
+    let res = give(b, from, powers, person, may_delegate, "").await;
+    let status = res.status();
+    let html = res.text().await.unwrap();
+    if person.is_some() {
+        assert_eq!(status, 303, "{html}");
+        return None;
+    }
+    assert_eq!(status, 200, "{html}");
+    let marker = "data-testid=\"invitation-link\">";
+    let start = html.find(marker).expect("an invitation link") + marker.len();
+    Some(html[start..].split('<').next().unwrap().to_owned())
+}
+
+/// The mandate ids on the citizen's page under `heading`.
+pub async fn ids_under(b: &mut Browser<'_>, heading: &str) -> Vec<String> {
+    let page = b.page("/account/organizations").await;
+    let Some(at) = page.find(heading) else {
+        return Vec::new();
+    };
+    let section = &page[at..];
+    let section = &section[..section.find("</section>").unwrap()];
+    section
+        .split("name=\"mandate_id\" value=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+/// The token of an invitation link (`…/account/mandates/invitation#<token>`).
+pub fn token_of(link: &str) -> String {
+    let (_, token) = link
+        .split_once('#')
+        .unwrap_or_else(|| panic!("no fragment in the invitation link {link}"));
+    token.to_owned()
+}
+
+/// Opens an invitation link as a browser does (the fragment stays in the
+/// browser) and submits its form as `invitation.js` fills it: the response
+/// to the POST.
+pub async fn open_and_accept(b: &mut Browser<'_>, link: &str) -> reqwest::Response {
+    let (page_url, token) = link.split_once('#').expect("a fragment");
+    let path = &page_url[b.app.base.len()..];
+    let html = b.page(path).await;
+    assert!(
+        html.contains("action=\"/account/mandates/invitation\""),
+        "{html}"
+    );
+    b.post_form("/account/mandates/invitation", &[("invitation", token)])
+        .await
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+async fn mandate_rows(app: &TestApp) -> i64 {
+    sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM mandates")
+        .fetch_one(app.app().db.pool())
+        .await
+        .unwrap()
+        .0
+}
+
+async fn an_invitation_mandate_is_accepted_only_with_its_token(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    acme_with_mari(&app).await;
+    let (mut mari, _mk, _) = proven(&app, MARI, "mari@example.eu").await;
+    let (mut jaan, _jk, jaan_id) = proven(&app, JAAN, "jaan@example.eu").await;
+    let link = given(&mut mari, "statutory:EE:12345678", "tax.file", None, false)
+        .await
+        .unwrap();
+    // The id is no secret: the granter's page shows it, as do the audit
+    // log and the admin API.
+    let ids = ids_under(&mut mari, "Mandates you granted").await;
+    assert_eq!(ids.len(), 1);
+
+    jaan.page("/account/organizations").await;
+    let res = jaan
+        .post_form("/account/organizations/accept", &[("mandate_id", &ids[0])])
+        .await;
+    assert_eq!(
+        res.status(),
+        400,
+        "an invitation mandate accepted by its id: {}",
+        location(&res)
+    );
+    assert!(
+        app.app()
+            .mandates
+            .powers_of(&jaan_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // With the token it is accepted, once.
+    let res = open_and_accept(&mut jaan, &link).await;
+    assert!(location(&res).ends_with("notice=accepted"), "{res:?}");
+    assert_eq!(
+        app.app().mandates.powers_of(&jaan_id).await.unwrap().len(),
+        1
+    );
+}
+
+on_both_stacks!(an_invitation_mandate_is_accepted_only_with_its_token);
+
+async fn the_invitation_token_travels_in_a_fragment_and_a_form_and_never_reaches_a_log_line(
+    stack: Stack,
+) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    acme_with_mari(&app).await;
+    let (mut mari, _mk, _) = proven(&app, MARI, "mari@example.eu").await;
+    let (mut anne, _ak, anne_id) = proven(&app, ANNE, "anne@example.eu").await;
+    let logs = crate::logs::start();
+
+    let link = given(&mut mari, "statutory:EE:12345678", "tax.file", None, false)
+        .await
+        .unwrap();
+    let token = token_of(&link);
+    assert_eq!(
+        link,
+        format!("{}/account/mandates/invitation#{token}", app.base),
+        "the token is only in the fragment, which browsers never send"
+    );
+    assert!(
+        token.len() == 43
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "a 256-bit base64url token"
+    );
+
+    // The page the link opens: a fixed form action, a labelled field that
+    // the script fills from the fragment (and a citizen without JavaScript
+    // fills by hand), and nothing of the token.
+    let page = anne.page("/account/mandates/invitation").await;
+    assert!(
+        page.contains("<form method=\"post\" action=\"/account/mandates/invitation\"")
+            && page.contains("<label for=\"invitation\"")
+            && page.contains("id=\"invitation\" name=\"invitation\"")
+            && page.contains("<script src=\"/static/invitation.js\" defer></script>")
+            && !page.contains(&token),
+        "{page}"
+    );
+    let script = anne.get("/static/invitation.js").await;
+    assert_eq!(script.status(), 200);
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let script = script.text().await.unwrap();
+    assert!(
+        script.contains("location.hash")
+            && script.contains("getElementById(\"invitation\")")
+            && script.contains("history.replaceState"),
+        "{script}"
+    );
+
+    let res = anne
+        .post_form("/account/mandates/invitation", &[("invitation", &token)])
+        .await;
+    assert!(location(&res).ends_with("notice=accepted"), "{res:?}");
+    assert_eq!(
+        app.app().mandates.powers_of(&anne_id).await.unwrap().len(),
+        1
+    );
+    let res = anne
+        .post_form("/account/mandates/invitation", &[("invitation", &token)])
+        .await;
+    assert_eq!(res.status(), 400, "an invitation is used once");
+    let res = anne
+        .post_form(
+            "/account/mandates/invitation",
+            &[("invitation", "not-a-token")],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+
+    let lines = logs.finish();
+    assert!(
+        lines.contains("/account/mandates/invitation")
+            && lines.contains("/account/organizations/grant"),
+        "the capture saw the requests"
+    );
+    assert!(
+        !lines.contains(&token),
+        "the invitation token reached a log line"
+    );
+
+    // The old link shape, `/account/mandates/invitation/<token>`, is
+    // harmless: a token that arrives in a path (and so may be in a log) is
+    // ended at once, and the path offers no form.
+    let old = given(
+        &mut mari,
+        "statutory:EE:12345678",
+        "cases.submit",
+        None,
+        false,
+    )
+    .await
+    .unwrap();
+    let old_token = token_of(&old);
+    let res = anne
+        .get(&format!("/account/mandates/invitation/{old_token}"))
+        .await;
+    assert_eq!(res.status(), 410);
+    let html = res.text().await.unwrap();
+    assert!(!html.contains("<form") && html.contains("ask"), "{html}");
+    let res = anne
+        .post_form(
+            "/account/mandates/invitation",
+            &[("invitation", &old_token)],
+        )
+        .await;
+    assert_eq!(res.status(), 400, "a token seen in a path no longer works");
+    assert!(
+        ids_under(&mut mari, "Mandates you granted").await.len() == 1,
+        "the exposed invitation ended (only Anne's accepted one is left)"
+    );
+    let ended = crate::audit::since(&app.app().db, 0)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "mandate.revoked")
+        .collect::<Vec<_>>();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].actor, "system");
+    assert_eq!(ended[0].fact("reason"), Some("invitation-link-exposed"));
+
+    // L4: a path that is no token renders nothing, least of all a form that
+    // would post the CSRF token elsewhere.
+    let res = anne
+        .get("/account/mandates/invitation/..%2F..%2F..%2Faccount%2Frecovery-codes")
+        .await;
+    assert_eq!(res.status(), 404);
+    assert!(!res.text().await.unwrap().contains("recovery-codes\""));
+
+    // Not signed in: the page says to sign in and open the link again.
+    let mut stranger = Browser::new(&app);
+    let res = stranger.get("/account/mandates/invitation").await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("href=\"/signin\"")
+            && html.contains("open the link again")
+            && !html.contains("<form"),
+        "{html}"
+    );
+    let res = stranger
+        .post_form("/account/mandates/invitation", &[("invitation", &token)])
+        .await;
+    assert_eq!(res.status(), 400, "no CSRF cookie, no session");
+}
+
+on_both_stacks!(the_invitation_token_travels_in_a_fragment_and_a_form_and_never_reaches_a_log_line);
+
+async fn a_sub_delegation_counts_only_while_every_mandate_above_it_holds(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    acme_with_mari(&app).await;
+    let db = &app.app().db;
+    let m = &app.app().mandates;
+    let (mut mari, _mk, _) = proven(&app, MARI, "mari@example.eu").await;
+    let (mut jaan, _jk, jaan_id) = proven(&app, JAAN, "jaan@example.eu").await;
+    let (mut anne, _ak, anne_id) = proven(&app, ANNE, "anne@example.eu").await;
+    let (mut peeter, _pk, peeter_id) = proven(&app, PEETER, "peeter@example.eu").await;
+
+    given(
+        &mut mari,
+        "statutory:EE:12345678",
+        "tax.file payments.pay",
+        Some(("EE", JAAN)),
+        true,
+    )
+    .await;
+    let to_jaan = ids_under(&mut jaan, "Mandates waiting for you").await;
+    jaan.post_form(
+        "/account/organizations/accept",
+        &[("mandate_id", &to_jaan[0])],
+    )
+    .await;
+    given(
+        &mut jaan,
+        &to_jaan[0],
+        "tax.file",
+        Some(("EE", ANNE)),
+        false,
+    )
+    .await;
+    let to_anne = ids_under(&mut anne, "Mandates waiting for you").await;
+    let res = anne
+        .post_form(
+            "/account/organizations/accept",
+            &[("mandate_id", &to_anne[0])],
+        )
+        .await;
+    assert!(location(&res).ends_with("notice=accepted"));
+    let link = given(&mut jaan, &to_jaan[0], "payments.pay", None, false)
+        .await
+        .unwrap();
+    assert_eq!(m.powers_of(&anne_id).await.unwrap().len(), 1);
+
+    // Only the parent row revoked, as a grant racing its parent's
+    // revocation leaves it: the child below is an orphan.
+    sqlx::query("UPDATE mandates SET revoked_at = $2, revoked_by = $3 WHERE mandate_id = $1")
+        .bind(&to_jaan[0])
+        .bind(app.app().clock.now().0)
+        .bind(jaan_id.as_str())
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert!(
+        m.powers_of(&anne_id).await.unwrap().is_empty(),
+        "a sub-delegation under a revoked mandate gives no power"
+    );
+    assert!(
+        anne.page("/account/organizations")
+            .await
+            .contains("You cannot act for any organization")
+    );
+    let res = open_and_accept(&mut peeter, &link).await;
+    assert_eq!(
+        res.status(),
+        400,
+        "nor can one under a revoked mandate be accepted"
+    );
+    assert!(m.powers_of(&peeter_id).await.unwrap().is_empty());
+
+    // The same child counts again once the parent holds, and not once the
+    // parent's validity is over, though the child has no end of its own.
+    sqlx::query("UPDATE mandates SET revoked_at = NULL, revoked_by = NULL WHERE mandate_id = $1")
+        .bind(&to_jaan[0])
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(m.powers_of(&anne_id).await.unwrap().len(), 1);
+    sqlx::query("UPDATE mandates SET valid_until = $2 WHERE mandate_id = $1")
+        .bind(&to_jaan[0])
+        .bind(app.app().clock.now().0 - 1)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(m.get(&to_anne[0]).await.unwrap().unwrap().valid_until, None);
+    assert!(
+        m.powers_of(&anne_id).await.unwrap().is_empty(),
+        "a sub-delegation under an expired mandate gives no power"
+    );
+}
+
+on_both_stacks!(a_sub_delegation_counts_only_while_every_mandate_above_it_holds);
+
+async fn nobody_can_grant_a_mandate_to_themselves_on_any_route(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    acme_with_mari(&app).await;
+    let db = &app.app().db;
+    let m = &app.app().mandates;
+    let (mut mari, _mk, mari_id) = proven(&app, MARI, "mari@example.eu").await;
+    let (mut jaan, _jk, jaan_id) = proven(&app, JAAN, "jaan@example.eu").await;
+
+    // By her own identifier, in any spelling.
+    for own in [MARI, "EE38001085718", "EE/EE/38001085718"] {
+        let res = give(
+            &mut mari,
+            "statutory:EE:12345678",
+            "tax.file",
+            Some(("EE", own)),
+            false,
+            "",
+        )
+        .await;
+        assert_eq!(res.status(), 400, "a grant to her own identifier {own}");
+        assert!(res.text().await.unwrap().contains("yourself"));
+    }
+    assert_eq!(mandate_rows(&app).await, 0, "nothing stored");
+
+    // By invitation, accepted by her own account.
+    let link = given(&mut mari, "statutory:EE:12345678", "tax.file", None, true)
+        .await
+        .unwrap();
+    let res = open_and_accept(&mut mari, &link).await;
+    assert_eq!(res.status(), 400, "her own invitation accepted by herself");
+
+    // An addressed mandate to herself, stored before this was refused,
+    // cannot be accepted by id.
+    let own_hash: (String,) =
+        sqlx::query_as("SELECT person_hash FROM eid_bindings WHERE account_id = $1")
+            .bind(mari_id.as_str())
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    let now = app.app().clock.now().0;
+    sqlx::query(
+        "INSERT INTO mandates (mandate_id, org_id, representative_person, powers, valid_from, may_delegate, \
+         granted_by, granted_at, min_level) VALUES ('self-addressed', $1, $2, 'tax.file', $3, 1, $4, $3, 'substantial')",
+    )
+    .bind(ORG)
+    .bind(&own_hash.0)
+    .bind(now)
+    .bind(mari_id.as_str())
+    .execute(db.pool())
+    .await
+    .unwrap();
+    mari.page("/account/organizations").await;
+    let res = mari
+        .post_form(
+            "/account/organizations/accept",
+            &[("mandate_id", "self-addressed")],
+        )
+        .await;
+    assert_eq!(res.status(), 400, "a self-addressed mandate accepted by id");
+    // And accepted (as an earlier version allowed), it gives no power.
+    sqlx::query(
+        "UPDATE mandates SET representative_account = granted_by, accepted_at = $1 \
+         WHERE mandate_id = 'self-addressed'",
+    )
+    .bind(now)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    assert!(
+        m.powers_of(&mari_id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| p.mandate_ref != "self-addressed"),
+        "a self-held mandate counts for nothing"
+    );
+    sqlx::query("UPDATE mandates SET revoked_at = $1 WHERE mandate_id = 'self-addressed'")
+        .bind(now)
+        .execute(db.pool())
+        .await
+        .unwrap();
+
+    // Along a chain: Jaan, holding Mari's mandate, cannot pass it back to
+    // Mari, by identifier or by invitation, nor to himself.
+    given(
+        &mut mari,
+        "statutory:EE:12345678",
+        "tax.file",
+        Some(("EE", JAAN)),
+        true,
+    )
+    .await;
+    let to_jaan = ids_under(&mut jaan, "Mandates waiting for you").await;
+    jaan.post_form(
+        "/account/organizations/accept",
+        &[("mandate_id", &to_jaan[0])],
+    )
+    .await;
+    for (whom, spelled) in [("Mari", "EE/EE/38001085718"), ("himself", JAAN)] {
+        let res = give(
+            &mut jaan,
+            &to_jaan[0],
+            "tax.file",
+            Some(("EE", spelled)),
+            false,
+            "",
+        )
+        .await;
+        assert_eq!(res.status(), 400, "a sub-delegation from Jaan to {whom}");
+    }
+    let back = given(&mut jaan, &to_jaan[0], "tax.file", None, false)
+        .await
+        .unwrap();
+    let res = open_and_accept(&mut mari, &back).await;
+    assert_eq!(
+        res.status(),
+        400,
+        "Mari accepts a sub-delegation of her own mandate"
+    );
+    let res = open_and_accept(&mut jaan, &back).await;
+    assert_eq!(res.status(), 400, "Jaan accepts his own sub-delegation");
+
+    assert!(
+        m.powers_of(&mari_id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| p.mandate_ref.starts_with("statutory:")),
+        "Mari holds no mandate, only her statutory power"
+    );
+    assert_eq!(m.powers_of(&jaan_id).await.unwrap().len(), 1);
+    let (selfheld,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM mandates WHERE representative_account = granted_by AND revoked_at IS NULL")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(selfheld, 0);
+}
+
+on_both_stacks!(nobody_can_grant_a_mandate_to_themselves_on_any_route);
+
+async fn a_mandate_lasts_through_the_day_named_and_impossible_dates_are_refused(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    acme_with_mari(&app).await;
+    let (mut mari, _mk, _) = proven(&app, MARI, "mari@example.eu").await;
+    let (mut jaan, _jk, _) = proven(&app, JAAN, "jaan@example.eu").await;
+    let page = mari.page("/account/organizations").await;
+    assert!(page.contains("Valid through"), "{page}");
+
+    for impossible in ["2027-02-31", "2027-02-29", "2027-13-01", "31/12/2030"] {
+        let res = give(
+            &mut mari,
+            "statutory:EE:12345678",
+            "tax.file",
+            Some(("EE", JAAN)),
+            false,
+            impossible,
+        )
+        .await;
+        assert_eq!(res.status(), 400, "{impossible}");
+    }
+    assert_eq!(mandate_rows(&app).await, 0);
+    let res = give(
+        &mut mari,
+        "statutory:EE:12345678",
+        "tax.file",
+        Some(("EE", JAAN)),
+        false,
+        "2099-12-31",
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let id = ids_under(&mut jaan, "Mandates waiting for you").await;
+    let stored = app.app().mandates.get(&id[0]).await.unwrap().unwrap();
+    assert_eq!(
+        stored.valid_until,
+        UnixTime::from_date("2100-01-01"),
+        "valid through 31 December 2099 UTC; it ends as 1 January 2100 begins"
+    );
+}
+
+on_both_stacks!(a_mandate_lasts_through_the_day_named_and_impossible_dates_are_refused);
+
+async fn a_grant_is_refused_when_its_power_ends_between_the_check_and_the_insert(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else {
+        return;
+    };
+    acme_with_mari(&app).await;
+    let m = &app.app().mandates;
+    let (mut mari, _mk, mari_id) = proven(&app, MARI, "mari@example.eu").await;
+    let (mut jaan, _jk, jaan_id) = proven(&app, JAAN, "jaan@example.eu").await;
+    given(
+        &mut mari,
+        "statutory:EE:12345678",
+        "tax.file",
+        Some(("EE", JAAN)),
+        true,
+    )
+    .await;
+    let to_jaan = ids_under(&mut jaan, "Mandates waiting for you").await;
+    jaan.post_form(
+        "/account/organizations/accept",
+        &[("mandate_id", &to_jaan[0])],
+    )
+    .await;
+    let sub = |to: Grantee| GrantRequest {
+        org_id: ORG.into(),
+        grantee: to,
+        powers: vec!["tax.file".into()],
+        valid_until: None,
+        may_delegate: false,
+        min_level: Level::Substantial,
+        parent: Some(to_jaan[0].clone()),
+    };
+
+    // Jaan's sub-delegation passes every check; then Mari revokes his
+    // mandate (its cascade finds no child yet); then the insert runs.
+    let checked = m
+        .check_grant(&jaan_id, Level::Substantial, sub(Grantee::Invitation))
+        .await
+        .unwrap();
+    assert_eq!(m.revoke(&mari_id, &to_jaan[0]).await.unwrap(), 1);
+    let err = m.insert_grant(checked).await.unwrap_err();
+    assert!(matches!(err, MandateError::NotEntitled), "{err:?}");
+    let (children,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM mandates WHERE parent_id = $1")
+        .bind(&to_jaan[0])
+        .fetch_one(app.app().db.pool())
+        .await
+        .unwrap();
+    assert_eq!(children, 0, "no orphan was inserted");
+    assert_eq!(
+        crate::audit::count(&app.app().db, "mandate.granted").await,
+        1
+    );
+
+    // The same for a top-level grant whose granter leaves the register
+    // between the check and the insert.
+    let top = GrantRequest {
+        parent: None,
+        ..sub(Grantee::Person {
+            country: "EE".into(),
+            person_identifier: JAAN.into(),
+        })
+    };
+    let checked = m
+        .check_grant(&mari_id, Level::Substantial, top.clone())
+        .await
+        .unwrap();
+    register::import(
+        &app.app().db,
+        &app.app().eid_keys,
+        &serde_json::from_value::<Vec<register::RegisterEntry>>(
+            serde_json::json!([{"country": "EE", "code": "12345678", "name": "Acme OÜ"}]),
+        )
+        .unwrap(),
+        civitas::audit::Actor::Operator,
+        app.app().clock.now(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        m.insert_grant(checked).await.unwrap_err(),
+        MandateError::NotEntitled
+    ));
+    assert_eq!(mandate_rows(&app).await, 1);
+
+    // Checked and inserted with nothing in between, a grant is stored.
+    acme_with_mari(&app).await;
+    let checked = m
+        .check_grant(&mari_id, Level::Substantial, top)
+        .await
+        .unwrap();
+    let (stored, _) = m.insert_grant(checked).await.unwrap();
+    assert_eq!(m.get(&stored.id).await.unwrap().unwrap(), stored);
+}
+
+on_both_stacks!(a_grant_is_refused_when_its_power_ends_between_the_check_and_the_insert);
+
+/// In a real browser, under the real CSP: the invitation page's script
+/// moves the token from the fragment into the form and out of the address
+/// bar, and the form accepts the mandate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_link_is_accepted_in_a_real_browser_through_its_fragment() {
+    use crate::browser_e2e::{
+        accessibility_problems, chromium_available, click, launch, type_into, wait_for_url,
+    };
+    if !chromium_available() {
+        return;
+    }
+    let app = TestApp::spawn(Stack::Embedded).await.unwrap();
+    acme_with_mari(&app).await;
+    let (mut mari, _mk, _) = proven(&app, MARI, "mari@example.eu").await;
+    let link = given(&mut mari, "statutory:EE:12345678", "tax.file", None, false)
+        .await
+        .unwrap();
+    let token = token_of(&link);
+
+    // Anne creates her account in the browser and proves her identity.
+    let (mut browser, page, events, _profile) = launch().await;
+    page.goto(app.url("/signin")).await.unwrap();
+    click(&page, "[data-testid=create-account]").await;
+    wait_for_url(&page, "the account form", |u| u.contains("/signin/create")).await;
+    type_into(&page, "input[name=display_name]", "Anne Kask").await;
+    type_into(&page, "input[name=email]", "anne@example.eu").await;
+    click(&page, "[data-testid=passkey-register]").await;
+    wait_for_url(&page, "the account page", |u| u.ends_with("/account")).await;
+    let (anne,): (String,) =
+        sqlx::query_as("SELECT account_id FROM accounts WHERE display_name = 'Anne Kask'")
+            .fetch_one(app.app().db.pool())
+            .await
+            .unwrap();
+    let anne = AccountId::new(anne);
+    eid::bind(
+        &app.app().db,
+        &app.app().eid_keys,
+        &anne,
+        &estonian(ANNE),
+        app.app().clock.now(),
+    )
+    .await
+    .unwrap();
+
+    page.goto(link.clone()).await.unwrap();
+    wait_for_url(&page, "the invitation page without its fragment", |u| {
+        u.ends_with("/account/mandates/invitation")
+    })
+    .await;
+    let filled = page
+        .evaluate("document.getElementById('invitation').value")
+        .await
+        .unwrap()
+        .into_value::<String>()
+        .unwrap();
+    assert_eq!(
+        filled, token,
+        "the script filled the field from the fragment"
+    );
+    assert_eq!(
+        accessibility_problems(&page).await,
+        Vec::<String>::new(),
+        "invitation page"
+    );
+    click(&page, "[data-testid=invitation-accept]").await;
+    wait_for_url(&page, "the organizations page", |u| {
+        u.ends_with("/account/organizations?notice=accepted")
+    })
+    .await;
+    assert_eq!(app.app().mandates.powers_of(&anne).await.unwrap().len(), 1);
+
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+    events.abort();
+}
