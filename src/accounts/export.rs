@@ -133,7 +133,7 @@ impl Accounts {
         let mut passkeys = Vec::new();
         for r in sqlx::query(
             "SELECT credential_id, name, backup_eligible, backup_state, sign_count, aaguid, transports, \
-             created_at, last_used_at FROM passkeys WHERE account_id = $1 ORDER BY created_at",
+             created_at, last_used_at, max_level FROM passkeys WHERE account_id = $1 ORDER BY created_at",
         )
         .bind(id)
         .fetch_all(pool)
@@ -149,6 +149,7 @@ impl Accounts {
                 "transports": r.try_get::<String, _>("transports")?,
                 "created_at": r.try_get::<i64, _>("created_at")?,
                 "last_used_at": opt_i64(&r, "last_used_at")?,
+                "max_level": r.try_get::<String, _>("max_level")?,
             }));
         }
 

@@ -7,7 +7,11 @@
 //! - with eID enrollment, the level of the eID that proved it;
 //! - a synced passkey caps the result at **substantial** (its private key
 //!   leaves the device); **high** needs a device-bound passkey *and*
-//!   proofing at high.
+//!   proofing at high;
+//! - a passkey never counts above the level of the context that enrolled it
+//!   (low for a new account or a recovery code, the proven level for an eID
+//!   recovery, the session's level for a passkey added in a session) until
+//!   an eID proof made in a session of that passkey raises it.
 //!
 //! Relying parties name levels by their eIDAS URIs or by the aliases
 //! `low`, `substantial` and `high`; ID tokens always carry the URI.
@@ -68,6 +72,14 @@ impl Level {
             Self::Substantial
         };
         proofing.unwrap_or(Self::Low).min(cap)
+    }
+
+    /// The level a passkey sign-in reaches: [`Level::achieved`], and never
+    /// more than the passkey's own ceiling (`enrolled`, the level of the
+    /// context that enrolled it or of the last eID proof made with it).
+    #[must_use]
+    pub fn with_passkey(proofing: Option<Level>, device_bound: bool, enrolled: Level) -> Self {
+        Self::achieved(proofing, device_bound).min(enrolled)
     }
 }
 
@@ -144,6 +156,27 @@ mod tests {
             Level::achieved(Some(Level::Substantial), true),
             Level::Substantial
         );
+    }
+
+    #[test]
+    fn a_passkey_never_counts_above_its_enrolment() {
+        let high = Some(Level::High);
+        assert_eq!(Level::with_passkey(high, true, Level::Low), Level::Low);
+        assert_eq!(
+            Level::with_passkey(high, true, Level::Substantial),
+            Level::Substantial
+        );
+        assert_eq!(Level::with_passkey(high, true, Level::High), Level::High);
+        assert_eq!(
+            Level::with_passkey(high, false, Level::High),
+            Level::Substantial
+        );
+        assert_eq!(
+            Level::with_passkey(Some(Level::Substantial), true, Level::High),
+            Level::Substantial,
+            "nor above the binding"
+        );
+        assert_eq!(Level::with_passkey(None, true, Level::High), Level::Low);
     }
 
     #[test]

@@ -153,8 +153,9 @@ pub struct StepUp {
     pub required: Level,
     /// The level the session reached.
     pub achieved: Level,
-    /// Would signing in with a device-bound passkey reach the demand (the
-    /// identity proofing already suffices)?
+    /// Would signing in again with one of the citizen's passkeys reach the
+    /// demand (the identity proofing suffices and a passkey proven at that
+    /// level is device-bound where the level needs it)?
     pub passkey_would_help: bool,
 }
 
@@ -648,7 +649,13 @@ impl Provider {
                     redirect_uri: pending.redirect_uri.clone(),
                     required,
                     achieved,
-                    passkey_would_help: Level::achieved(proofing, true) >= required,
+                    passkey_would_help: crate::passkeys::best_reach(
+                        &self.db,
+                        &session.account_id,
+                        proofing,
+                    )
+                    .await?
+                        >= required,
                 }));
             }
         }

@@ -106,6 +106,9 @@ pub struct Registered {
     pub credential_id: String,
     /// Is the new passkey bound to one device?
     pub device_bound: bool,
+    /// The highest level it may sign in at: the level of the context that
+    /// enrolled it (low for a new account).
+    pub max_level: Level,
 }
 
 /// The outcome of a sign-in.
@@ -117,8 +120,12 @@ pub struct SignedIn {
     pub amr: Vec<String>,
     /// Was the passkey device-bound?
     pub device_bound: bool,
-    /// The level of assurance the sign-in reached (with the account's eID).
+    /// The level of assurance the sign-in reached (with the account's eID,
+    /// never above the passkey's own ceiling).
     pub acr: Level,
+    /// The credential that signed in (the session remembers it, so that an
+    /// eID proof in that session can raise this passkey's ceiling).
+    pub credential_id: String,
 }
 
 /// The RFC 8176 methods of a user-verified passkey.
@@ -245,7 +252,10 @@ impl Passkeys {
 
     /// Finishes a registration: verifies the response and stores the passkey
     /// (with the new account, in one transaction, for [`Purpose::NewAccount`]).
-    /// `acting` is the account of the browser's session, if any.
+    /// `acting` is the account of the browser's session, if any, and the
+    /// level of that session: the new passkey never counts above it (a
+    /// recovery session's level is what the recovery proved: low for a
+    /// recovery code). A new account's first passkey counts at low.
     ///
     /// # Errors
     /// [`PasskeyError::Expired`] for an unknown or used ceremony,
@@ -255,7 +265,7 @@ impl Passkeys {
         ceremony_id: &str,
         credential: &RegisterPublicKeyCredential,
         name: Option<&str>,
-        acting: Option<&AccountId>,
+        acting: Option<(&AccountId, Level)>,
     ) -> Result<Registered, PasskeyError> {
         let bytes = self
             .cache
@@ -265,19 +275,26 @@ impl Passkeys {
         let ceremony: RegistrationCeremony =
             serde_json::from_slice(&bytes).map_err(|_| PasskeyError::Expired)?;
         // A passkey is added to an account only by that account's session.
-        if let Purpose::AddTo(owner) = &ceremony.purpose
-            && acting != Some(owner)
-        {
-            return Err(PasskeyError::Rejected(
-                "this ceremony belongs to another session".into(),
-            ));
-        }
+        let max_level = match (&ceremony.purpose, acting) {
+            (Purpose::NewAccount { .. }, _) => Level::Low,
+            (Purpose::AddTo(owner), Some((account, level))) if account == owner => level,
+            (Purpose::AddTo(_), _) => {
+                return Err(PasskeyError::Rejected(
+                    "this ceremony belongs to another session".into(),
+                ));
+            }
+        };
         let passkey = self
             .webauthn
             .finish_passkey_registration(credential, &ceremony.state)
             .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
-        let record =
-            store::NewPasskey::from_registration(&passkey, credential, name, self.clock.now())?;
+        let record = store::NewPasskey::from_registration(
+            &passkey,
+            credential,
+            name,
+            self.clock.now(),
+            max_level,
+        )?;
         let device_bound = !record.backup_eligible;
         let (account, new_account) = match ceremony.purpose {
             Purpose::NewAccount {
@@ -294,7 +311,8 @@ impl Passkeys {
                 let events = [
                     Event::citizen(Kind::AccountCreated, &account.id),
                     Event::citizen(Kind::PasskeyAdded, &account.id)
-                        .with("device_bound", device_bound),
+                        .with("device_bound", device_bound)
+                        .with("max_level", max_level.alias()),
                 ];
                 store::create_account_with_passkey(
                     &self.db,
@@ -308,7 +326,8 @@ impl Passkeys {
             }
             Purpose::AddTo(account_id) => {
                 let event = Event::citizen(Kind::PasskeyAdded, &account_id)
-                    .with("device_bound", device_bound);
+                    .with("device_bound", device_bound)
+                    .with("max_level", max_level.alias());
                 store::add_passkey(&self.db, &account_id, &record, &event).await?;
                 let (_, account) = store::user_handle(&self.db, &account_id)
                     .await?
@@ -321,6 +340,7 @@ impl Passkeys {
             new_account,
             credential_id: record.credential_id,
             device_bound,
+            max_level,
         })
     }
 
@@ -370,12 +390,17 @@ impl Passkeys {
             .identify_discoverable_authentication(credential)
             .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
         let cred_id = base64_url(cred_id);
-        let (account_id, mut passkey, device_bound, locked) =
-            store::find_passkey(&self.db, &cred_id, user_handle)
-                .await?
-                .ok_or_else(|| {
-                    PasskeyError::Rejected("this passkey is not registered with Civitas".into())
-                })?;
+        let store::Found {
+            account_id,
+            mut passkey,
+            device_bound,
+            locked,
+            max_level,
+        } = store::find_passkey(&self.db, &cred_id, user_handle)
+            .await?
+            .ok_or_else(|| {
+                PasskeyError::Rejected("this passkey is not registered with Civitas".into())
+            })?;
         let result = self
             .webauthn
             .finish_discoverable_authentication_v2(credential, state, &passkey)
@@ -387,7 +412,7 @@ impl Passkeys {
         }
         passkey.update_credential(&result);
         let proofing = crate::eid::proofing_level(&self.db, &account_id).await?;
-        let acr = Level::achieved(proofing, device_bound);
+        let acr = Level::with_passkey(proofing, device_bound, max_level);
         let amr = amr_for(device_bound);
         let mut event = Event::citizen(Kind::SignIn, &account_id)
             .with("method", "passkey")
@@ -410,7 +435,23 @@ impl Passkeys {
             amr,
             device_bound,
             acr,
+            credential_id: cred_id,
         })
+    }
+
+    /// Raises the ceiling of `account`'s passkey `credential_id` to `level`
+    /// after an eID proof at that level in a session of that passkey; a
+    /// passkey is never lowered. Whether it changed.
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub async fn raise_level(
+        &self,
+        account: &AccountId,
+        credential_id: &str,
+        level: Level,
+    ) -> Result<bool, PasskeyError> {
+        Ok(store::raise_level(&self.db, account, credential_id, level).await?)
     }
 
     /// The passkeys of an account, oldest first.
@@ -492,7 +533,7 @@ fn aaguid(attestation_object: &[u8]) -> Option<String> {
     Some(Uuid::from_slice(&auth_data[37..53]).ok()?.to_string())
 }
 
-pub use self::store::passkey_count;
+pub use self::store::{best_reach, passkey_count};
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@ use webauthn_rs::prelude::{Passkey, RegisterPublicKeyCredential};
 
 use super::{PasskeyError, aaguid, base64_url, clean_name};
 use crate::accounts::{Account, AccountId};
+use crate::assurance::Level;
 use crate::audit::{self, Event, Kind};
 use crate::clock::UnixTime;
 use crate::store::{Database, StoreError, flag};
@@ -31,6 +32,9 @@ pub struct PasskeyInfo {
     pub created_at: UnixTime,
     /// When it was last used to sign in.
     pub last_used_at: Option<UnixTime>,
+    /// The highest level it may sign in at (the level of the context that
+    /// enrolled it, or of the last eID proof made with it).
+    pub max_level: Level,
 }
 
 /// A verified new passkey, ready to store.
@@ -45,6 +49,7 @@ pub(super) struct NewPasskey {
     transports: String,
     attestation_format: String,
     created_at: UnixTime,
+    pub(super) max_level: Level,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -57,6 +62,7 @@ impl NewPasskey {
         response: &RegisterPublicKeyCredential,
         name: Option<&str>,
         now: UnixTime,
+        max_level: Level,
     ) -> Result<Self, PasskeyError> {
         let value = serde_json::to_value(passkey).map_err(corrupt)?;
         let cred = &value["cred"];
@@ -85,6 +91,7 @@ impl NewPasskey {
                 .unwrap_or("none")
                 .to_owned(),
             created_at: now,
+            max_level,
         })
     }
 }
@@ -96,7 +103,8 @@ async fn insert(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO passkeys (credential_id, account_id, name, passkey, backup_eligible, backup_state, sign_count, \
-         aaguid, transports, attestation_format, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         aaguid, transports, attestation_format, created_at, max_level) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&p.credential_id)
     .bind(account.as_str())
@@ -109,6 +117,7 @@ async fn insert(
     .bind(&p.transports)
     .bind(&p.attestation_format)
     .bind(p.created_at.0)
+    .bind(p.max_level.alias())
     .execute(conn)
     .await?;
     Ok(())
@@ -206,18 +215,29 @@ pub(super) async fn credential_ids(
         .collect()
 }
 
-/// The passkey with this id, if it belongs to the account with this user handle.
-/// The account, passkey, device-bound flag and lock state of a credential.
-pub(super) type Found = (AccountId, Passkey, bool, bool);
+/// A credential found for a sign-in.
+pub(super) struct Found {
+    pub(super) account_id: AccountId,
+    pub(super) passkey: Passkey,
+    pub(super) device_bound: bool,
+    pub(super) locked: bool,
+    pub(super) max_level: Level,
+}
 
+fn level_of(r: &sqlx::any::AnyRow) -> Result<Level, StoreError> {
+    let level: String = r.try_get("max_level")?;
+    Level::parse(&level).ok_or_else(|| corrupt("max_level"))
+}
+
+/// The passkey with this id, if it belongs to the account with this user handle.
 pub(super) async fn find_passkey(
     db: &Database,
     credential_id: &str,
     user_handle: Uuid,
 ) -> Result<Option<Found>, StoreError> {
     let row = sqlx::query(
-        "SELECT p.account_id, p.passkey, p.backup_eligible, a.locked_at FROM passkeys p JOIN accounts a ON a.account_id = p.account_id \
-         WHERE p.credential_id = $1 AND a.user_handle = $2",
+        "SELECT p.account_id, p.passkey, p.backup_eligible, p.max_level, a.locked_at FROM passkeys p \
+         JOIN accounts a ON a.account_id = p.account_id WHERE p.credential_id = $1 AND a.user_handle = $2",
     )
     .bind(credential_id)
     .bind(user_handle.to_string())
@@ -226,12 +246,41 @@ pub(super) async fn find_passkey(
     let Some(r) = row else { return Ok(None) };
     let json: String = r.try_get("passkey")?;
     let passkey: Passkey = serde_json::from_str(&json).map_err(corrupt)?;
-    Ok(Some((
-        AccountId::new(r.try_get::<String, _>("account_id")?),
+    Ok(Some(Found {
+        account_id: AccountId::new(r.try_get::<String, _>("account_id")?),
         passkey,
-        !flag(r.try_get("backup_eligible")?),
-        r.try_get::<Option<i64>, _>("locked_at")?.is_some(),
-    )))
+        device_bound: !flag(r.try_get("backup_eligible")?),
+        locked: r.try_get::<Option<i64>, _>("locked_at")?.is_some(),
+        max_level: level_of(&r)?,
+    }))
+}
+
+/// Raises the ceiling of the account's passkey `credential_id` to `level`
+/// (never lowers it); whether it changed.
+pub(super) async fn raise_level(
+    db: &Database,
+    account: &AccountId,
+    credential_id: &str,
+    level: Level,
+) -> Result<bool, StoreError> {
+    let below: &[&str] = match level {
+        Level::Low => return Ok(false),
+        Level::Substantial => &["low"],
+        Level::High => &["low", "substantial"],
+    };
+    let sql = if below.len() == 1 {
+        "UPDATE passkeys SET max_level = $3 WHERE account_id = $1 AND credential_id = $2 AND max_level = $4"
+    } else {
+        "UPDATE passkeys SET max_level = $3 WHERE account_id = $1 AND credential_id = $2 AND max_level IN ($4, $5)"
+    };
+    let mut query = sqlx::query(sql)
+        .bind(account.as_str())
+        .bind(credential_id)
+        .bind(level.alias());
+    for b in below {
+        query = query.bind(*b);
+    }
+    Ok(query.execute(db.pool()).await?.rows_affected() == 1)
 }
 
 /// Records a sign-in: the updated counter and flags, the time, and the
@@ -267,7 +316,7 @@ pub(super) async fn list(
 ) -> Result<Vec<PasskeyInfo>, StoreError> {
     let rows = sqlx::query(
         "SELECT credential_id, name, backup_eligible, backup_state, sign_count, aaguid, transports, created_at, \
-         last_used_at FROM passkeys WHERE account_id = $1 ORDER BY created_at, credential_id",
+         last_used_at, max_level FROM passkeys WHERE account_id = $1 ORDER BY created_at, credential_id",
     )
     .bind(account.as_str())
     .fetch_all(db.pool())
@@ -284,6 +333,7 @@ pub(super) async fn list(
                 transports: r.try_get("transports")?,
                 created_at: UnixTime(r.try_get("created_at")?),
                 last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(UnixTime),
+                max_level: level_of(r)?,
             })
         })
         .collect()
@@ -303,6 +353,28 @@ pub(super) async fn rename(
             .execute(db.pool())
             .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The highest level a sign-in with one of `account`'s passkeys would reach
+/// now, given its identity proofing (`Level::with_passkey` of the best one).
+///
+/// # Errors
+/// If the database fails.
+pub async fn best_reach(
+    db: &Database,
+    account: &AccountId,
+    proofing: Option<Level>,
+) -> Result<Level, StoreError> {
+    let rows = sqlx::query("SELECT backup_eligible, max_level FROM passkeys WHERE account_id = $1")
+        .bind(account.as_str())
+        .fetch_all(db.pool())
+        .await?;
+    let mut best = Level::Low;
+    for r in &rows {
+        let device_bound = !flag(r.try_get("backup_eligible")?);
+        best = best.max(Level::with_passkey(proofing, device_bound, level_of(r)?));
+    }
+    Ok(best)
 }
 
 /// The number of passkeys of an account.

@@ -58,6 +58,8 @@ pub struct Authentication {
     pub amr: Vec<String>,
     /// The level of assurance achieved.
     pub acr: String,
+    /// The passkey that signed in (its credential id), if a passkey did.
+    pub credential: Option<String>,
 }
 
 /// A signed-in browser.
@@ -78,9 +80,14 @@ pub struct Session {
     /// When it was last used.
     pub last_seen: UnixTime,
     /// A recovery session: good only for registering a new passkey, never
-    /// for signing in to a service.
+    /// for signing in to a service. Its `acr` is what the recovery proved
+    /// (low for a recovery code), the ceiling of the passkey it registers.
     #[serde(default)]
     pub restricted: bool,
+    /// The passkey this session was signed in with, if any: an eID proof
+    /// in this session raises that passkey's ceiling.
+    #[serde(default)]
+    pub credential: Option<String>,
 }
 
 /// The sessions, in the ephemeral store.
@@ -137,6 +144,7 @@ impl Sessions {
             created_at: now,
             last_seen: now,
             restricted: false,
+            credential: auth.credential,
         };
         let cookie = Secret::generate();
         self.write(&cookie, &session).await?;
@@ -144,20 +152,24 @@ impl Sessions {
         Ok((session, cookie))
     }
 
-    /// Starts a recovery session for `account_id` (after a recovery code):
-    /// it lets the citizen register a new passkey and nothing else.
+    /// Starts a recovery session for `account_id` (after a recovery code or
+    /// an eID recovery): it lets the citizen register a new passkey and
+    /// nothing else. `proved` is the level the recovery proved (low for a
+    /// recovery code), which the new passkey will never exceed.
     ///
     /// # Errors
     /// If the ephemeral store is unavailable.
     pub async fn establish_recovery(
         &self,
         account_id: AccountId,
+        proved: crate::assurance::Level,
         previous: Option<&str>,
     ) -> Result<(Session, Secret), EphemeralError> {
         let auth = Authentication {
             account_id,
             amr: vec!["rec".to_owned()],
-            acr: String::new(),
+            acr: proved.uri().to_owned(),
+            credential: None,
         };
         let (mut session, cookie) = self.establish(auth, previous).await?;
         session.restricted = true;

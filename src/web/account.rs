@@ -18,6 +18,7 @@ use super::passkeys::with_cookie;
 use super::{PageError, State as AppState, csrf, pages, session};
 use crate::accounts::email::EmailError;
 use crate::accounts::recovery;
+use crate::assurance::Level;
 use crate::ephemeral::within_limit;
 use crate::oidc::OAuthError;
 use crate::sessions::Session;
@@ -113,6 +114,9 @@ async fn account(
         .ok_or_else(|| {
             PageError::bad_request("No such account", "This account no longer exists.")
         })?;
+    let proofing = crate::eid::proofing_level(&app.db, &acc.id)
+        .await
+        .map_err(err)?;
     let passkeys = app
         .passkeys
         .list(&acc.id)
@@ -120,6 +124,10 @@ async fn account(
         .map_err(|e| PageError::Internal(e.to_string()))?
         .into_iter()
         .map(|p| pages::PasskeyRow {
+            // What a sign-in with it reaches now, and whether its own
+            // ceiling (its enrolment) holds it below what the eID allows.
+            level: Level::with_passkey(proofing, !p.synced, p.max_level).alias(),
+            held_back: p.max_level < Level::achieved(proofing, !p.synced),
             kind: if p.synced {
                 "synced passkey"
             } else {
@@ -465,7 +473,7 @@ async fn recover(
     let previous = session::read(&app.settings, &headers);
     let (_, cookie) = app
         .sessions
-        .establish_recovery(account, previous.as_deref())
+        .establish_recovery(account, crate::assurance::Level::Low, previous.as_deref())
         .await
         .map_err(err)?;
     app.metrics

@@ -41,6 +41,10 @@ pub(crate) struct PasskeyRow {
     pub(crate) id: String,
     pub(crate) name: String,
     pub(crate) kind: &'static str,
+    /// The level a sign-in with it reaches now.
+    pub(crate) level: &'static str,
+    /// Its enrolment holds it below what the eID binding allows.
+    pub(crate) held_back: bool,
     pub(crate) created: String,
     pub(crate) last_used: String,
 }

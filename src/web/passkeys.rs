@@ -280,6 +280,7 @@ async fn signin_finish(
                 account_id: done.account_id,
                 amr: done.amr,
                 acr: level.uri().to_owned(),
+                credential: Some(done.credential_id),
             },
             previous.as_deref(),
         )
@@ -383,15 +384,14 @@ async fn register_finish(
     .await?;
     let req: RegisterFinish = parse(&app, &headers, &body, PasskeyCeremony::Registration)?;
     let session = current(&app, &headers).await?;
-    let acting = session.as_ref().map(|(_, s)| s.account_id.clone());
+    // The new passkey never counts above the session that enrols it (a
+    // recovery session's level is what the recovery proved).
+    let acting = session
+        .as_ref()
+        .map(|(_, s)| (&s.account_id, Level::parse(&s.acr).unwrap_or(Level::Low)));
     let done = app
         .passkeys
-        .finish_registration(
-            &req.ceremony,
-            &req.credential,
-            req.name.as_deref(),
-            acting.as_ref(),
-        )
+        .finish_registration(&req.ceremony, &req.credential, req.name.as_deref(), acting)
         .await
         .inspect_err(refused(&app, PasskeyCeremony::Registration))?;
     let restricted = session.as_ref().is_some_and(|(_, s)| s.restricted);
@@ -399,7 +399,7 @@ async fn register_finish(
         // A new account, or a recovered one: sign in with the new passkey.
         let previous = session.as_ref().map(|(c, _)| c.as_str());
         let proofing = crate::eid::proofing_level(&app.db, &done.account.id).await?;
-        let level = Level::achieved(proofing, done.device_bound);
+        let level = Level::with_passkey(proofing, done.device_bound, done.max_level);
         let (_, cookie) = app
             .sessions
             .establish(
@@ -407,6 +407,7 @@ async fn register_finish(
                     account_id: done.account.id.clone(),
                     amr: amr_for(done.device_bound),
                     acr: level.uri().to_owned(),
+                    credential: Some(done.credential_id.clone()),
                 },
                 previous,
             )

@@ -139,16 +139,7 @@ async fn a_demand_above_the_session_level_gets_step_up_or_unmet_requirements_nev
     assert_eq!(param(&params, "error").as_deref(), Some("invalid_request"));
 
     // Proofed at high by eID, signed in with a synced passkey: substantial.
-    let account = b.account_id().await;
-    eid::bind(
-        &app.app().db,
-        &app.app().eid_keys,
-        &account,
-        &identity("38001085718", Level::High),
-        app.app().clock.now(),
-    )
-    .await
-    .unwrap();
+    crate::eid::prove_in_session(&app, &b, &identity("38001085718", Level::High)).await;
     let (status, _) = b.sign_in(&mut synced, None).await;
     assert_eq!(status, 200);
     let session = app
@@ -163,12 +154,18 @@ async fn a_demand_above_the_session_level_gets_step_up_or_unmet_requirements_nev
         Level::Substantial.uri(),
         "a synced passkey caps at substantial"
     );
-    // A demand for high: step-up offers a device-bound passkey.
+    // A demand for high: no passkey of hers reaches it yet, so the step-up
+    // page asks for an eID proof with a device-bound passkey.
     let (q, verifier) = app.auth_query(&rp, "openid", "&acr_values=high");
     let page = b.page(&format!("/authorize?{q}")).await;
-    assert!(page.contains("data-testid=\"step-up-passkey\""), "{page}");
+    assert!(
+        !page.contains("data-testid=\"step-up-passkey\"")
+            && page.contains("Level high also needs a passkey that stays on one device"),
+        "{page}"
+    );
     let handle = crate::rp::hidden(&page, "auth");
-    // The citizen adds a device-bound passkey and signs in with it.
+    // The citizen adds a device-bound passkey and signs in with it: enrolled
+    // in a session at substantial, it counts at substantial.
     let mut bound = SoftAuthenticator::new(&app.base, false);
     b.page("/account").await;
     let (_, begin) = b.post_json("/passkeys/register/begin", &json!({})).await;
@@ -185,6 +182,15 @@ async fn a_demand_above_the_session_level_gets_step_up_or_unmet_requirements_nev
     let (status, done) = b.sign_in(&mut bound, Some(&handle)).await;
     assert_eq!(status, 200, "{done}");
     let next = done["next"].as_str().unwrap().to_owned();
+    let page = b.page(&next).await;
+    assert!(page.contains("needs a higher level of assurance"), "{page}");
+    // Proven at high in a session of that passkey, it reaches high: the
+    // step-up page now offers it, and a sign-in with it gets the consent.
+    crate::eid::prove_in_session(&app, &b, &identity("38001085718", Level::High)).await;
+    let page = b.page(&next).await;
+    assert!(page.contains("data-testid=\"step-up-passkey\""), "{page}");
+    let (status, done) = b.sign_in(&mut bound, Some(&handle)).await;
+    assert_eq!(status, 200, "{done}");
     let consent = b.page(&next).await;
     b.csrf = crate::rp::hidden(&consent, "csrf");
     let res = b
@@ -272,6 +278,7 @@ async fn a_session_at_high_times_out_sooner() {
         account_id: civitas::accounts::AccountId::new("a"),
         amr: vec!["user".into()],
         acr: level.uri().into(),
+        credential: None,
     };
     let (_, high) = sessions.establish(at(Level::High), None).await.unwrap();
     let (_, low) = sessions.establish(at(Level::Low), None).await.unwrap();

@@ -377,6 +377,7 @@ async fn sessions_end_after_their_idle_and_absolute_timeouts() {
         account_id: civitas::accounts::AccountId::new("a1"),
         amr: vec!["user".into()],
         acr: "low".into(),
+        credential: None,
     };
     let (_, idle) = sessions.establish(auth.clone(), None).await.unwrap();
     clock.advance(9 * 60);

@@ -114,6 +114,41 @@ pub(crate) async fn to_callback(
     callback[b.app.base.len()..].to_owned()
 }
 
+/// What the eID callback does, for tests without an upstream: binds
+/// `identity` to the account of the browser's session and raises the
+/// ceiling of the passkey that session signed in with (an eID proof made in
+/// a session of a passkey is what lets that passkey count at its level).
+pub(crate) async fn prove_in_session(
+    app: &TestApp,
+    b: &Browser<'_>,
+    identity: &civitas::eid::ProvenIdentity,
+) -> civitas::accounts::AccountId {
+    let session = app
+        .app()
+        .sessions
+        .current(b.session_cookie().expect("a session cookie"))
+        .await
+        .unwrap()
+        .expect("a live session");
+    civitas::eid::bind(
+        &app.app().db,
+        &app.app().eid_keys,
+        &session.account_id,
+        identity,
+        civitas::clock::Clock::now(app.app().clock.as_ref()),
+    )
+    .await
+    .unwrap();
+    if let Some(credential) = &session.credential {
+        app.app()
+            .passkeys
+            .raise_level(&session.account_id, credential, identity.level)
+            .await
+            .unwrap();
+    }
+    session.account_id
+}
+
 pub(crate) async fn signed_up(
     app: &TestApp,
     device_bound: bool,

@@ -6,6 +6,7 @@ mod helpers;
 mod admin;
 mod admin_data;
 mod assurance;
+mod assurance_levels;
 mod audit;
 mod authenticator;
 mod bad_input;

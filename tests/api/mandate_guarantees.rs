@@ -48,16 +48,7 @@ pub async fn proven<'a>(
     let mut key = SoftAuthenticator::new(&app.base, false);
     let mut b = Browser::new(app);
     b.create_account(&mut key, email, email, None).await;
-    let account = b.account_id().await;
-    eid::bind(
-        &app.app().db,
-        &app.app().eid_keys,
-        &account,
-        &estonian(identifier),
-        app.app().clock.now(),
-    )
-    .await
-    .unwrap();
+    let account = crate::eid::prove_in_session(app, &b, &estonian(identifier)).await;
     let (status, _) = b.sign_in(&mut key, None).await;
     assert_eq!(status, 200);
     (b, key, account)

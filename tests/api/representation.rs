@@ -3,7 +3,7 @@
 //! `authorization_details`), and mandates that end after sign-in.
 
 use civitas::assurance::Level;
-use civitas::eid::{self, ProvenIdentity};
+use civitas::eid::ProvenIdentity;
 use civitas::mandates::register;
 use civitas::mandates::{GrantRequest, Grantee};
 use serde_json::{Value, json};
@@ -38,15 +38,7 @@ pub(crate) async fn proven<'a>(
         birthdate: None,
         level: Level::Substantial,
     };
-    eid::bind(
-        &app.app().db,
-        &app.app().eid_keys,
-        &account,
-        &identity,
-        app.app().clock.now(),
-    )
-    .await
-    .unwrap();
+    crate::eid::prove_in_session(app, &b, &identity).await;
     let (status, _) = b.sign_in(&mut key, None).await;
     assert_eq!(status, 200);
     (b, key, account)

@@ -78,6 +78,7 @@ impl TestApp {
                     account_id: account.id.clone(),
                     amr: vec![amr::USER.into(), amr::MFA.into(), amr::HWK.into()],
                     acr: "http://eidas.europa.eu/LoA/low".into(),
+                    credential: None,
                 },
                 previous.map(|b| b.cookie.as_str()),
             )

@@ -241,7 +241,17 @@ async fn finish(
                 }
                 Err(e) => return Err(PageError::Internal(e.to_string()).into()),
             }
-            // The session's level rises at once: same authenticator, new proofing.
+            // The session's level rises at once: same authenticator, new
+            // proofing; so does the ceiling of the passkey it signed in with.
+            if let Some(credential) = &current.credential {
+                app.passkeys
+                    .raise_level(&account, credential, identity.level)
+                    .await
+                    .map_err(|e| match e {
+                        crate::passkeys::PasskeyError::Store(s) => OAuthError::from(s).into(),
+                        other => PageError::Internal(other.to_string()),
+                    })?;
+            }
             let device_bound = current.amr.iter().any(|a| a == amr::HWK);
             let acr = Level::achieved(Some(identity.level), device_bound).uri();
             if let Some(c) = cookie {
@@ -288,10 +298,17 @@ async fn finish(
             audit::record_alone(&app.db, &event, now)
                 .await
                 .map_err(OAuthError::from)?;
+            // The passkey this recovery registers counts at most at what was
+            // proven now, and never above the binding.
+            let binding = eid::proofing_level(&app.db, &account)
+                .await
+                .map_err(OAuthError::from)?
+                .unwrap_or(Level::Low);
+            let proved = identity.level.min(binding);
             let previous = session::read(&app.settings, headers);
             let (_, cookie) = app
                 .sessions
-                .establish_recovery(account, previous.as_deref())
+                .establish_recovery(account, proved, previous.as_deref())
                 .await
                 .map_err(OAuthError::from)?;
             app.metrics.signed_in(SignInMethod::EidRecovery, None);
