@@ -104,7 +104,9 @@ pub(super) async fn verify(
     admin: Admin,
 ) -> Result<Response, ApiError> {
     crate::audit::seal(&app.db).await?;
-    let report = crate::audit::verify(&app.db, &app.keys).await?;
+    let how =
+        crate::audit::Verification::new(app.settings.audit.checkpoint_interval, app.clock.now());
+    let report = crate::audit::verify(&app.db, &app.keys, &how).await?;
     admin
         .note(
             &app,
