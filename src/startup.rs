@@ -262,9 +262,7 @@ async fn start_checkpoint(app: &Civitas) -> crate::audit::anchor::Anchor {
     }
     match anchor.checkpoint(&app.db, &app.keys, app.clock.now()).await {
         Ok(_) => {}
-        Err(e @ crate::audit::checkpoint::CheckpointError::UnsignedMarker(_)) => {
-            tracing::error!(error = %e, "audit checkpoint refused");
-        }
+        Err(e) if e.is_refusal() => tracing::error!(error = %e, "audit checkpoint refused"),
         Err(e) => {
             tracing::warn!(error = %e, "audit checkpoint could not be signed at start; retrying")
         }
@@ -301,17 +299,16 @@ async fn audit_upkeep(
         let now = app.clock.now();
         if stopping || tokio::time::Instant::now() >= next_checkpoint {
             let result = anchor.checkpoint(&app.db, &app.keys, now).await;
+            // A refusal (the log was tampered with) is reported once an
+            // interval; a passing failure is tried again soon.
             next_checkpoint = tokio::time::Instant::now()
                 + match &result {
-                    Ok(_) => interval,
-                    Err(crate::audit::checkpoint::CheckpointError::UnsignedMarker(_)) => interval,
-                    Err(_) => CHECKPOINT_RETRY.min(interval),
+                    Err(e) if !e.is_refusal() => CHECKPOINT_RETRY.min(interval),
+                    _ => interval,
                 };
             match result {
                 Ok(_) => {}
-                Err(e @ crate::audit::checkpoint::CheckpointError::UnsignedMarker(_)) => {
-                    tracing::error!(error = %e, "audit checkpoint refused");
-                }
+                Err(e) if e.is_refusal() => tracing::error!(error = %e, "audit checkpoint refused"),
                 Err(e) => {
                     tracing::warn!(error = %e, "audit checkpoint could not be signed; retrying")
                 }

@@ -10,7 +10,8 @@
 //! `info`. A line carries the JWS, a readable copy of its claims and the
 //! signing key's public JWK, so that it can be checked after the key left
 //! the keys directory. A line that could not be written is kept in memory
-//! and written at the next round.
+//! and written at the next round. A signer continues from the last line it
+//! exported, and signs nothing over a chain that no longer holds it.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -88,38 +89,67 @@ pub fn append(path: &Path, lines: &[String]) -> std::io::Result<()> {
     file.sync_data()
 }
 
+/// The last complete line of the file at `path`, if it holds one.
+fn last_line(path: &Path) -> Option<Line> {
+    use std::io::{Read as _, Seek as _};
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(std::io::SeekFrom::Start(len.saturating_sub(16_384)))
+        .ok()?;
+    let mut tail = String::new();
+    file.read_to_string(&mut tail).ok()?;
+    let complete = &tail[..tail.rfind('\n')?];
+    serde_json::from_str(complete.rsplit('\n').next()?).ok()
+}
+
 /// Signs checkpoints and exports the ones this instance stored.
+///
+/// It remembers the last checkpoint exported (the last line of its file
+/// when it starts) and signs no head that no longer holds that entry as it
+/// was signed: a rewrite or a cut after it is refused and reported
+/// ([`CheckpointError::Diverged`]) instead of being signed over.
 #[derive(Debug)]
 pub struct Anchor {
     path: PathBuf,
     pending: Vec<String>,
+    last: Option<(i64, String)>,
 }
 
 impl Anchor {
-    /// Exports to `path` (`audit.checkpoint_file`).
+    /// Exports to `path` (`audit.checkpoint_file`), continuing from its last
+    /// line.
     #[must_use]
     pub fn new(path: PathBuf) -> Self {
+        let last = last_line(&path).map(|l| (l.seq, l.hash));
         Self {
             path,
             pending: Vec::new(),
+            last,
         }
     }
 
-    /// Signs a checkpoint of the head ([`super::checkpoint::create`]); if
-    /// this call stored it, logs it and appends it to the file. Returns the
-    /// checkpoint stored.
+    /// Signs a checkpoint of the head ([`super::checkpoint::create`]) if
+    /// the chain still holds the last one exported; if this call stored it,
+    /// logs it and appends it to the file. Returns the checkpoint stored.
     ///
     /// # Errors
-    /// If it could not be signed. A line that could not be written is
-    /// logged as an error and kept for the next call.
+    /// If it could not be signed, or the chain no longer holds the last
+    /// checkpoint exported. A line that could not be written is logged as
+    /// an error and kept for the next call.
     pub async fn checkpoint(
         &mut self,
         db: &Database,
         keys: &KeyManager,
         now: UnixTime,
     ) -> Result<Option<Signed>, CheckpointError> {
+        if let Some((seq, hash)) = &self.last
+            && !super::checkpoint::still_holds(db, *seq, hash).await?
+        {
+            return Err(CheckpointError::Diverged(*seq));
+        }
         let signed = super::checkpoint::create(db, keys, now).await?;
         if let Some(s) = &signed {
+            self.last = Some((s.claims.seq, s.claims.hash.clone()));
             tracing::info!(
                 seq = s.claims.seq,
                 hash = %s.claims.hash,

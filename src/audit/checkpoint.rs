@@ -278,6 +278,34 @@ async fn newest_signs(
     })
 }
 
+/// Does the chain still hold entry `seq` with hash `hash` (or did
+/// retention remove it)? `false` if the entry changed, is missing, or lies
+/// beyond the head.
+///
+/// # Errors
+/// If the database fails.
+pub async fn still_holds(db: &Database, seq: i64, hash: &str) -> Result<bool, StoreError> {
+    let row = sqlx::query(
+        "SELECT seq, pruned_seq, (SELECT hash FROM audit_log WHERE seq = $1) AS entry \
+         FROM audit_head WHERE id = 1",
+    )
+    .bind(seq)
+    .fetch_one(db.pool())
+    .await?;
+    let head: i64 = row.try_get("seq")?;
+    let pruned: i64 = row.try_get("pruned_seq")?;
+    let entry: Option<String> = row.try_get("entry")?;
+    Ok(seq <= pruned || (seq <= head && entry.as_deref() == Some(hash)))
+}
+
+impl CheckpointError {
+    /// Refused because the log was tampered with (not a passing failure).
+    #[must_use]
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::UnsignedMarker(_) | Self::Diverged(_))
+    }
+}
+
 /// Why a checkpoint could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -293,4 +321,10 @@ pub enum CheckpointError {
         "the audit log's pruned marker moved to entry {0} without a signed record of a pruning; no checkpoint is signed until it is accounted for (run `civitas audit verify`)"
     )]
     UnsignedMarker(i64),
+    /// The chain no longer holds the entry of the last checkpoint this
+    /// signer exported: it was rewritten or cut since.
+    #[error(
+        "the audit log no longer holds entry {0} as the last checkpoint exported signed it (rewritten or cut); no checkpoint is signed over it (run `civitas audit verify --trusted`)"
+    )]
+    Diverged(i64),
 }

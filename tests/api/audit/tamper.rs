@@ -51,6 +51,36 @@ pub(super) async fn checkpoint(app: &TestApp) {
     assert_eq!(anchor.pending(), 0, "exported");
 }
 
+/// Signs a checkpoint of the head as a signer that never saw this
+/// instance's checkpoints would (another host's file): the forged head
+/// gets signed.
+async fn checkpoint_elsewhere(app: &TestApp) -> std::path::PathBuf {
+    let file = app.env.dir.path().join("elsewhere.jsonl");
+    let mut anchor = Anchor::new(file.clone());
+    let now = app.app().clock.now();
+    let signed = anchor
+        .checkpoint(&app.app().db, &app.app().keys, now)
+        .await
+        .unwrap();
+    assert!(signed.is_some(), "the forged head is signed");
+    file
+}
+
+/// The instance's own signer, which remembers the last checkpoint it
+/// exported, refuses to sign over a changed entry `seq`.
+async fn own_signer_refuses(app: &TestApp, seq: i64) {
+    let mut anchor = Anchor::new(app.app().settings.audit.checkpoint_file.clone());
+    let now = app.app().clock.now();
+    let refused = anchor.checkpoint(&app.app().db, &app.app().keys, now).await;
+    assert!(
+        matches!(
+            refused,
+            Err(civitas::audit::checkpoint::CheckpointError::Diverged(s)) if s == seq
+        ),
+        "{refused:?}"
+    );
+}
+
 /// A copy of the checkpoints exported so far, as shipped to append-only
 /// storage.
 pub(super) fn shipped(app: &TestApp, name: &str) -> std::path::PathBuf {
@@ -64,7 +94,18 @@ pub(super) async fn verify_trusting(
     app: &TestApp,
     file: &std::path::Path,
 ) -> civitas::audit::VerifyReport {
-    let lines = civitas::audit::anchor::read(file).unwrap();
+    verify_trusting_all(app, &[file]).await
+}
+
+/// `verify --trusted FILE --trusted FILE …`.
+async fn verify_trusting_all(
+    app: &TestApp,
+    files: &[&std::path::Path],
+) -> civitas::audit::VerifyReport {
+    let mut lines = Vec::new();
+    for f in files {
+        lines.extend(civitas::audit::anchor::read(f).unwrap());
+    }
     assert!(!lines.is_empty());
     let how = civitas::audit::Verification::new(
         app.app().settings.audit.checkpoint_interval,
@@ -222,7 +263,16 @@ async fn a_rewrite_signed_again_is_found_against_the_checkpoints_exported_before
     rewrite(db, 5, "{\"n\":99}").await;
     exec(db, "DELETE FROM audit_checkpoints WHERE seq = 6").await;
     clock.advance(30);
-    checkpoint(&app).await;
+    // No signer that exported checkpoint 6 signs over the rewrite; an
+    // instance starting says so at once.
+    own_signer_refuses(&app, 6).await;
+    let capture = crate::logs::start();
+    let other = app.env.spawn_with(Arc::new(clock.clone()), QUIET).await;
+    let log = capture.finish();
+    assert!(log.contains("audit checkpoint refused"), "{log}");
+    assert!(log.contains("no longer holds entry 6"), "{log}");
+    other.stop().await;
+    let elsewhere = checkpoint_elsewhere(&app).await;
     // Not guaranteed without the exported checkpoints: the database holds a
     // validly signed checkpoint of the forged head.
     assert!(verify(&app).await.is_intact());
@@ -233,9 +283,12 @@ async fn a_rewrite_signed_again_is_found_against_the_checkpoints_exported_before
     assert_eq!(b.seq, 6, "{b:?}");
     assert!(b.reason.contains("rewritten"), "{b:?}");
     assert!(b.reason.contains("shipped.jsonl:2"), "{b:?}");
-    // The instance's own file now holds both signatures of entry 6.
+    // Both files together hold both signatures of entry 6.
     let live = app.app().settings.audit.checkpoint_file.clone();
-    let b = verify_trusting(&app, &live).await.broken.expect("a fork");
+    let b = verify_trusting_all(&app, &[&live, &elsewhere])
+        .await
+        .broken
+        .expect("a fork");
     assert_eq!(b.seq, 6, "{b:?}");
     assert!(b.reason.contains("signed again"), "{b:?}");
 }
@@ -257,8 +310,9 @@ async fn deleted_checkpoints_and_a_rewrite_leave_entries_without_a_timely_checkp
     assert!(verify(&app).await.is_intact());
     exec(db, "DELETE FROM audit_checkpoints WHERE seq >= 4").await;
     rewrite(db, 5, "{\"n\":99}").await;
-    // The next periodic checkpoint signs the forged head.
-    checkpoint(&app).await;
+    own_signer_refuses(&app, 6).await;
+    // A signer that never saw checkpoint 6 signs the forged head.
+    checkpoint_elsewhere(&app).await;
     let b = verify(&app)
         .await
         .broken
