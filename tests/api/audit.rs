@@ -410,6 +410,10 @@ async fn every_change_of_a_citizen_writes_exactly_one_entry_of_its_kind(stack: S
     // The citizen sees which service received which data.
     let page = b.page("/account/activity").await;
     assert!(page.contains("City library"), "{page}");
+    // It says what the log guarantees, and no more.
+    assert!(page.contains("tamper-evident log"), "{page}");
+    assert!(page.contains("cannot prevent them"), "{page}");
+    assert!(!page.contains("not even by the operator"), "{page}");
     assert!(
         page.contains("Shared: name, email, email_verified"),
         "{page}"
