@@ -234,6 +234,8 @@ pub fn read(path: &Path) -> Result<Vec<Trusted>, TrustedError> {
     // A last line without its newline is still being written: not read.
     let complete = text.rfind('\n').map_or("", |end| &text[..end]);
     let mut out = Vec::new();
+    // One public key per kid is enough: a year of lines shares a few.
+    let mut keys_seen = std::collections::HashSet::new();
     for (i, l) in complete.lines().enumerate() {
         let source = format!("{}:{}", path.display(), i + 1);
         if l.trim().is_empty() {
@@ -275,7 +277,11 @@ pub fn read(path: &Path) -> Result<Vec<Trusted>, TrustedError> {
                 pruned_hash: text("pruned_hash"),
                 iat,
                 kid: kid.as_str().unwrap_or_default().to_owned(),
-                jwk: value.get("jwk").and_then(Value::as_object).cloned(),
+                jwk: value
+                    .get("jwk")
+                    .and_then(Value::as_object)
+                    .filter(|_| keys_seen.insert(kid.to_string()))
+                    .cloned(),
                 jws: jws.to_owned(),
             },
         });

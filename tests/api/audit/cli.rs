@@ -11,12 +11,18 @@ use super::exec;
 
 /// Runs the binary in `dir` against the SQLite database `url`.
 fn civitas(dir: &Path, url: &str, args: &[&str]) -> Output {
+    civitas_logging(dir, url, "warn", args)
+}
+
+/// …logging at `level`, as JSON.
+fn civitas_logging(dir: &Path, url: &str, level: &str, args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_civitas"))
         .args(args)
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", level)
+        .env("CIVITAS_LOG__FORMAT", "json")
         .env("CIVITAS_DATABASE_URL", url)
         .output()
         .unwrap()
@@ -134,4 +140,53 @@ async fn verify_trusted_checks_the_log_against_the_exported_checkpoints() {
     let out = run(&["audit", "verify", "--trusted", "empty.jsonl"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds no checkpoint"));
+}
+
+/// The `info` log line of a checkpoint carries what `verify --trusted`
+/// needs: JSON log lines shipped by a log pipeline serve as the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_lines_of_checkpoints_serve_as_trusted_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("civitas.db").display());
+    let out = civitas_logging(
+        dir.path(),
+        &url,
+        "info",
+        &["keys", "rotate", "--delay", "0"],
+    );
+    let logged: Vec<&str> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("audit checkpoint signed"))
+        .collect();
+    assert_eq!(logged.len(), 1, "{}", String::from_utf8_lossy(&out.stdout));
+    let line: Value = serde_json::from_str(logged[0]).unwrap();
+    assert_eq!(line["seq"], 1);
+    assert!(line["jws"].as_str().unwrap().starts_with("eyJ"));
+    // Shipped with other log lines around it.
+    std::fs::write(
+        dir.path().join("shipped.log"),
+        format!("{{\"message\":\"other\"}}\n{}\n", logged[0]),
+    )
+    .unwrap();
+    let out = ok(&civitas(
+        dir.path(),
+        &url,
+        &["audit", "verify", "--trusted", "shipped.log"],
+    ));
+    assert!(out.contains("1 exported checkpoints checked"), "{out}");
+    // A line changed in the copy is not taken for a checkpoint.
+    let forged = logged[0].replace("\"seq\":1", "\"seq\":2");
+    std::fs::write(dir.path().join("forged.log"), format!("{forged}\n")).unwrap();
+    let out = civitas(
+        dir.path(),
+        &url,
+        &["audit", "verify", "--trusted", "forged.log"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not say what its checkpoint signs"),
+        "{err}"
+    );
 }
