@@ -3,8 +3,8 @@
 //! reads back.
 //!
 //! A writer of the database can delete checkpoints from it and have the
-//! next one signed over a forged head; it cannot take back what already
-//! left the database. So the instance whose row was stored appends every
+//! next one signed over a forged head; it cannot take back what was
+//! shipped off the host (the operator ships the file). So the instance whose row was stored appends every
 //! checkpoint it signs as one JSON line to `audit.checkpoint_file` (opened
 //! in append mode, synced to disk before the next round) and logs it at
 //! `info`. A line carries the JWS, a readable copy of its claims and the

@@ -18,17 +18,18 @@
 //! checkpoints when given.
 //!
 //! What this guarantees, against a writer of the database who holds no
-//! signing key and cannot change what was exported: a change to a sealed
-//! entry covered by an exported checkpoint, the removal of entries (from
-//! the start, the middle or the end) or of checkpoints, and a moved start
-//! of the chain are reported. What it does not: an entry is protected
-//! only once a checkpoint covering it has left the database (up to about
-//! one interval after it was sealed; before it is sealed, a fraction of a
-//! second, not at all); without the exported checkpoints, a rewrite that
-//! also re-dates every entry after the last surviving checkpoint is not
-//! found; a new entry inserted by such a writer is sealed like any other;
-//! and the holder of the signing key can rewrite everything not yet
-//! exported. `docs/designs/0004-audit-tamper-evidence.md` has the details.
+//! signing key and cannot change what was exported and shipped off the
+//! host: a change to a sealed entry covered by a shipped checkpoint, the
+//! removal of entries (from the start, the middle or the end) or of
+//! shipped checkpoints, and a moved start of the chain are reported. What
+//! it does not: an entry is protected only once a checkpoint covering it
+//! has been shipped (about one interval after it was sealed, plus the
+//! shipping; before it is sealed, a fraction of a second, not at all);
+//! without the exported checkpoints, a rewrite that also re-dates every
+//! entry after the last surviving checkpoint is not found; a new entry
+//! inserted by such a writer is sealed like any other; and the holder of
+//! the signing key can rewrite everything not yet shipped.
+//! `docs/designs/0004-audit-tamper-evidence.md` has the details.
 //!
 //! An entry names a citizen by internal account id only. Its detail is a
 //! JSON object of non-secret facts (a client id, claim names, a level):
