@@ -131,7 +131,8 @@ pub async fn prune(
     Ok(removed)
 }
 
-/// Why retention could not run.
+/// Why retention, or the operator's acceptance ([`super::accept`]), could
+/// not be signed and stored.
 #[derive(Debug, thiserror::Error)]
 pub enum PruneError {
     /// The database failed.

@@ -65,7 +65,9 @@ impl<'a> KeyRing<'a> {
         Ok(kid)
     }
 
-    /// The public JWK of `kid`, if any source has it.
+    /// The public JWK of `kid` from the keys directory, to export beside
+    /// what it signed.
+    #[must_use]
     pub fn jwk(&self, kid: &str) -> Option<Map<String, Value>> {
         self.keys.public_jwk(kid).ok().flatten()
     }
