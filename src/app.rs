@@ -110,7 +110,7 @@ impl Civitas {
     pub async fn build(settings: Settings, clock: SharedClock) -> Result<Self, StartError> {
         let db = Database::connect(&settings.database_url, &settings.database).await?;
         db.migrate().await?;
-        let adopted = crate::audit::adopt_legacy(&db).await?;
+        let adopted = crate::audit::adopt_legacy(&db, clock.now()).await?;
         if adopted > 0 {
             tracing::info!(
                 entries = adopted,

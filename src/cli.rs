@@ -20,6 +20,8 @@ use crate::keys::{Alg, KeyManager};
 use crate::store::Database;
 
 /// Civitas, an OpenID Connect identity provider for e-government.
+mod audit;
+use audit::{AuditCommand, cover_what_was_written};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -50,26 +52,6 @@ enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum AuditCommand {
-    /// Check the whole hash chain and the signed checkpoints; exits with 1
-    /// and names the first broken entry if the log was altered.
-    Verify,
-    /// Write the entries as JSON Lines, oldest first.
-    Export {
-        /// Only entries from this Unix time on.
-        #[arg(long)]
-        since: Option<i64>,
-        /// Write to this file instead of standard output.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
-    /// Sign a checkpoint of the chain's head now.
-    Checkpoint,
-    /// Remove the entries older than `audit.retention` now.
-    Prune,
 }
 
 #[derive(Debug, Subcommand)]
@@ -250,9 +232,23 @@ async fn run(command: Command, settings: Settings) -> CliResult {
             println!("{shown:#?}");
             Ok(())
         }
-        Command::Keys(k) => keys(k, &settings, &clock).await,
-        Command::Audit(a) => audit(a, &settings, &clock).await,
-        Command::Clients(c) => clients(c, &settings, clock).await,
+        Command::Keys(k) => {
+            let writes = matches!(k, KeysCommand::Rotate { .. });
+            keys(k, &settings, &clock).await?;
+            if writes {
+                cover_what_was_written(&settings, &clock).await;
+            }
+            Ok(())
+        }
+        Command::Audit(a) => audit::audit(a, &settings, &clock).await,
+        Command::Clients(c) => {
+            let writes = !matches!(c, ClientsCommand::List | ClientsCommand::Show { .. });
+            clients(c, &settings, clock.clone()).await?;
+            if writes {
+                cover_what_was_written(&settings, &clock).await;
+            }
+            Ok(())
+        }
         Command::Orgs(OrgsCommand::Import { file }) => {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -272,6 +268,7 @@ async fn run(command: Command, settings: Settings) -> CliResult {
                 "imported {} organizations with {} representatives; {} representatives removed",
                 summary.organizations, summary.representatives, summary.removed
             );
+            cover_what_was_written(&settings, &clock).await;
             Ok(())
         }
     }
@@ -341,86 +338,6 @@ fn redact_url(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_owned(),
-    }
-}
-
-async fn audit(command: AuditCommand, settings: &Settings, clock: &SharedClock) -> CliResult {
-    let db = Database::connect(&settings.database_url, &settings.database).await?;
-    db.migrate().await?;
-    let now = clock.now();
-    // What a running instance would do within a second: chain the entries
-    // written since, so that they are verified, exported and covered.
-    let sealed = crate::audit::seal(&db).await?;
-    if sealed > 0 {
-        eprintln!("{sealed} entries written since the last seal were sealed");
-    }
-    match command {
-        AuditCommand::Verify => {
-            let keys = KeyManager::open(
-                &settings.keys_dir,
-                clock.clone(),
-                key_retention_secs(settings),
-            )?;
-            let report = crate::audit::verify(&db, &keys).await?;
-            println!(
-                "{} entries, {} signed checkpoints checked ({} signed by keys no longer published); {} written meanwhile, not yet sealed",
-                report.entries,
-                report.checkpoints,
-                report.unverifiable_checkpoints,
-                report.unsealed
-            );
-            match report.broken {
-                None => {
-                    println!("the audit chain is intact");
-                    Ok(())
-                }
-                Some(b) => Err(format!(
-                    "the audit chain is broken at entry {}: {}",
-                    b.seq, b.reason
-                )
-                .into()),
-            }
-        }
-        AuditCommand::Export { since, out } => {
-            let since = since.map(crate::clock::UnixTime);
-            let n = match out {
-                Some(path) => {
-                    let file = std::fs::File::create(&path)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
-                    let mut w = std::io::BufWriter::new(file);
-                    let n = crate::audit::query::export_jsonl(&db, since, &mut w).await?;
-                    std::io::Write::flush(&mut w)?;
-                    n
-                }
-                None => {
-                    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-                    let n = crate::audit::query::export_jsonl(&db, since, &mut w).await?;
-                    std::io::Write::flush(&mut w)?;
-                    n
-                }
-            };
-            eprintln!("{n} entries exported");
-            Ok(())
-        }
-        AuditCommand::Checkpoint => {
-            let keys = KeyManager::open(
-                &settings.keys_dir,
-                clock.clone(),
-                key_retention_secs(settings),
-            )?;
-            match crate::audit::checkpoint::create(&db, &keys, now).await? {
-                Some(cp) => println!("checkpoint signed at entry {}", cp.seq),
-                None => println!("the head already has a checkpoint (or the log is empty)"),
-            }
-            Ok(())
-        }
-        AuditCommand::Prune => {
-            let keep = i64::try_from(settings.audit.retention.as_secs()).unwrap_or(i64::MAX);
-            let n =
-                crate::audit::query::prune(&db, crate::clock::UnixTime(now.0 - keep), now).await?;
-            println!("{n} entries older than the retention period removed");
-            Ok(())
-        }
     }
 }
 

@@ -19,6 +19,9 @@ use url::Url;
 pub use crate::eid::settings::{ConnectorSettings, EidSettings};
 use crate::secrets::Secret;
 
+mod audit;
+pub use audit::AuditSettings;
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -87,31 +90,6 @@ pub struct Settings {
     /// (`CIVITAS_DRAIN_DELAY`). Default 0: close at once.
     #[serde(with = "duration")]
     pub drain_delay: Duration,
-}
-
-/// The audit trail (`[audit]`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditSettings {
-    /// How long entries are kept; older ones are removed hourly from the
-    /// start of the chain (`CIVITAS_AUDIT__RETENTION`). Default 730 days
-    /// (24 months); at least one day.
-    #[serde(with = "duration")]
-    pub retention: Duration,
-    /// How often each instance signs a checkpoint of the chain's head, if
-    /// it moved (`CIVITAS_AUDIT__CHECKPOINT_INTERVAL`). Default one hour;
-    /// between one minute and one day.
-    #[serde(with = "duration")]
-    pub checkpoint_interval: Duration,
-}
-
-impl Default for AuditSettings {
-    fn default() -> Self {
-        Self {
-            retention: Duration::from_secs(730 * 86_400),
-            checkpoint_interval: Duration::from_secs(3_600),
-        }
-    }
 }
 
 /// The Prometheus metrics listener: a listener of its own, never the
@@ -516,17 +494,7 @@ impl Settings {
                 "must differ from `listen`: metrics are never served on the public listener",
             ));
         }
-        if self.audit.retention < Duration::from_secs(86_400) {
-            return Err(invalid("audit.retention", "must be at least one day"));
-        }
-        if !(Duration::from_secs(60)..=Duration::from_secs(86_400))
-            .contains(&self.audit.checkpoint_interval)
-        {
-            return Err(invalid(
-                "audit.checkpoint_interval",
-                "must be between one minute and one day",
-            ));
-        }
+        self.audit.validate()?;
         if self.drain_delay > Duration::from_secs(300) {
             return Err(invalid("drain_delay", "must be at most 5 minutes"));
         }
@@ -770,7 +738,7 @@ mod tests {
             ("drain_delay = \"10m\"", "drain_delay"),
             ("[audit]\nretention = \"1h\"", "audit.retention"),
             (
-                "[audit]\ncheckpoint_interval = \"10s\"",
+                "[audit]\ncheckpoint_interval = \"0s\"",
                 "audit.checkpoint_interval",
             ),
             ("[metrics]\nlisten = \"nowhere\"", "metrics.listen"),

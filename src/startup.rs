@@ -28,6 +28,9 @@ pub struct RunningServer {
     /// Its services.
     pub app: Arc<Civitas>,
     stop: watch::Sender<bool>,
+    /// The audit upkeep stops last, after the requests that write entries.
+    audit_stop: watch::Sender<bool>,
+    audit: JoinHandle<()>,
     server: JoinHandle<std::io::Result<()>>,
     metrics_server: Option<JoinHandle<std::io::Result<()>>>,
     tasks: Vec<JoinHandle<()>>,
@@ -75,12 +78,19 @@ impl RunningServer {
             }
         };
         // The background tasks end at the stop signal, after finishing what
-        // they are doing (the audit task signs a last checkpoint); one that
-        // takes longer than a few seconds is cut off.
+        // they are doing; one that takes longer than a few seconds is cut
+        // off. The audit task is stopped only now that no request writes
+        // entries any more: it seals them and signs a last checkpoint.
         for mut t in self.tasks {
             if tokio::time::timeout(TASK_GRACE, &mut t).await.is_err() {
                 t.abort();
             }
+        }
+        let _ = self.audit_stop.send(true);
+        let mut audit = self.audit;
+        if tokio::time::timeout(TASK_GRACE, &mut audit).await.is_err() {
+            tracing::warn!("the audit upkeep did not finish its last checkpoint within 5 s");
+            audit.abort();
         }
         if let Some(metrics) = self.metrics_server {
             // It stopped accepting with the public listener; a scrape in
@@ -190,14 +200,18 @@ pub async fn start_with_metrics(
     let tasks = vec![
         tokio::spawn(reload_keys(app.clone(), stopped.clone())),
         tokio::spawn(deliver_logouts(app.clone(), stopped.clone())),
-        tokio::spawn(audit_upkeep(app.clone(), stopped.clone())),
         tokio::spawn(record_endpoint_stats(app.clone(), stopped)),
     ];
+    let anchor = start_checkpoint(&app).await;
+    let (audit_stop, audit_stopped) = watch::channel(false);
+    let audit = tokio::spawn(audit_upkeep(app.clone(), anchor, audit_stopped));
     Ok(RunningServer {
         addr,
         metrics_addr,
         app,
         stop,
+        audit_stop,
+        audit,
         server,
         metrics_server,
         tasks,
@@ -234,13 +248,43 @@ async fn reload_keys(app: Arc<Civitas>, mut stopped: watch::Receiver<bool>) {
 /// How often each instance seals the audit entries written meanwhile.
 const SEAL_EVERY: Duration = Duration::from_millis(200);
 
+/// How soon a checkpoint that could not be signed (the database failed) is
+/// tried again.
+const CHECKPOINT_RETRY: Duration = Duration::from_secs(5);
+
+/// Before serving: seals what an instance that stopped or crashed left,
+/// and signs (and exports) a checkpoint of the head, so that those entries
+/// are covered at once. A failure is logged; the upkeep tries again.
+async fn start_checkpoint(app: &Civitas) -> crate::audit::anchor::Anchor {
+    let mut anchor = crate::audit::anchor::Anchor::new(app.settings.audit.checkpoint_file.clone());
+    if let Err(e) = crate::audit::seal(&app.db).await {
+        tracing::warn!(error = %e, "audit entries could not be sealed at start; retrying");
+    }
+    match anchor.checkpoint(&app.db, &app.keys, app.clock.now()).await {
+        Ok(_) => {}
+        Err(e) if e.is_refusal() => tracing::error!(error = %e, "audit checkpoint refused"),
+        Err(e) => {
+            tracing::warn!(error = %e, "audit checkpoint could not be signed at start; retrying")
+        }
+    }
+    anchor
+}
+
 /// Keeps the audit log: seals the entries written since the last round
-/// every [`SEAL_EVERY`], signs a checkpoint of the chain's head every
-/// `audit.checkpoint_interval`, removes entries past `audit.retention`
-/// every hour, and when stopping seals and signs once more.
-async fn audit_upkeep(app: Arc<Civitas>, mut stopped: watch::Receiver<bool>) {
-    let started = tokio::time::Instant::now();
-    let (mut last_checkpoint, mut last_prune) = (started, None::<tokio::time::Instant>);
+/// every [`SEAL_EVERY`]; signs a checkpoint of the chain's head every
+/// `audit.checkpoint_interval` (the first was signed at start), and exports
+/// the ones it stored to `audit.checkpoint_file` and the log; removes
+/// entries past `audit.retention` every hour. Stopped after the server has
+/// finished its requests, it seals and signs once more, so that what they
+/// wrote is covered.
+async fn audit_upkeep(
+    app: Arc<Civitas>,
+    mut anchor: crate::audit::anchor::Anchor,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let interval = app.settings.audit.checkpoint_interval;
+    let mut next_checkpoint = tokio::time::Instant::now() + interval;
+    let mut last_prune = None::<tokio::time::Instant>;
     loop {
         let stopping = tokio::select! {
             () = tokio::time::sleep(SEAL_EVERY) => false,
@@ -253,12 +297,21 @@ async fn audit_upkeep(app: Arc<Civitas>, mut stopped: watch::Receiver<bool>) {
             }
         }
         let now = app.clock.now();
-        if stopping || last_checkpoint.elapsed() >= app.settings.audit.checkpoint_interval {
-            last_checkpoint = tokio::time::Instant::now();
-            match crate::audit::checkpoint::create(&app.db, &app.keys, now).await {
-                Ok(Some(cp)) => tracing::info!(seq = cp.seq, "audit checkpoint signed"),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "audit checkpoint could not be signed"),
+        if stopping || tokio::time::Instant::now() >= next_checkpoint {
+            let result = anchor.checkpoint(&app.db, &app.keys, now).await;
+            // A refusal (the log was tampered with) is reported once an
+            // interval; a passing failure is tried again soon.
+            next_checkpoint = tokio::time::Instant::now()
+                + match &result {
+                    Err(e) if !e.is_refusal() => CHECKPOINT_RETRY.min(interval),
+                    _ => interval,
+                };
+            match result {
+                Ok(_) => {}
+                Err(e) if e.is_refusal() => tracing::error!(error = %e, "audit checkpoint refused"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit checkpoint could not be signed; retrying")
+                }
             }
         }
         if stopping {
@@ -269,7 +322,7 @@ async fn audit_upkeep(app: Arc<Civitas>, mut stopped: watch::Receiver<bool>) {
             let cutoff = crate::clock::UnixTime(
                 now.0 - i64::try_from(app.settings.audit.retention.as_secs()).unwrap_or(i64::MAX),
             );
-            match crate::audit::query::prune(&app.db, cutoff, now).await {
+            match crate::audit::retention::prune(&app.db, &app.keys, cutoff, now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(entries = n, "audit entries past retention removed"),
                 Err(e) => tracing::warn!(error = %e, "audit retention could not run"),

@@ -10,20 +10,41 @@
 //! times a second, in batches under the lock of the single `audit_head`
 //! row: each gets the next number of one sequence shared by every instance
 //! (`seq`) and a hash over its content and the previous entry's hash
-//! ([`chain`]). Signed checkpoints ([`checkpoint`]) let `civitas audit
-//! verify` detect even a rewrite of the whole chain after a checkpoint. An
-//! entry is sealed once and never changed afterwards; until it is sealed
-//! (well under a second on a running instance) it is not yet protected.
+//! ([`chain`]). Every instance signs a checkpoint of the head
+//! ([`checkpoint`]) at start, every `audit.checkpoint_interval` (one minute
+//! by default) and when it stops, and exports it outside the database
+//! ([`anchor`]); retention signs the new start of the chain
+//! ([`retention`]). [`verify`] checks all of it, and the exported
+//! checkpoints when given.
+//!
+//! What this guarantees, against a writer of the database who holds no
+//! signing key and cannot change what was exported and shipped off the
+//! host: a change to a sealed entry covered by a shipped checkpoint, the
+//! removal of entries (from the start, the middle or the end) or of
+//! shipped checkpoints, and a moved start of the chain are reported. What
+//! it does not: an entry is protected only once a checkpoint covering it
+//! has been shipped (about one interval after it was sealed, plus the
+//! shipping; before it is sealed, a fraction of a second, not at all);
+//! without the exported checkpoints, a rewrite that also re-dates every
+//! entry after the last surviving checkpoint is not found; a new entry
+//! inserted by such a writer is sealed like any other; and the holder of
+//! the signing key can rewrite everything not yet shipped.
+//! `docs/designs/0004-audit-tamper-evidence.md` has the details.
 //!
 //! An entry names a citizen by internal account id only. Its detail is a
 //! JSON object of non-secret facts (a client id, claim names, a level):
 //! never a national identifier, passkey material, a token, a code or a
 //! name.
 
+pub mod accept;
+pub mod anchor;
 pub mod chain;
 pub mod checkpoint;
 pub mod query;
+pub mod retention;
+pub mod signature;
 pub mod stats;
+pub mod verify;
 
 use serde_json::{Map, Value};
 use sqlx::Row as _;
@@ -33,8 +54,8 @@ use crate::clock::UnixTime;
 use crate::secrets::random_token;
 use crate::store::{Database, StoreError};
 
-pub use chain::{Broken, VerifyReport, verify};
 pub use query::{Entry, for_account};
+pub use verify::{Broken, Verification, VerifyReport, verify};
 
 /// The kinds of event, with their names in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -476,11 +497,17 @@ pub async fn record_alone(db: &Database, event: &Event, now: UnixTime) -> Result
 /// (`audit_events`) into the chain, oldest first, in one transaction. Run
 /// at start-up; does nothing once that table is empty.
 ///
+/// Only the account, the kind and the time move. The old free text is
+/// dropped: it could hold names (a passkey's, for one), which the chain
+/// would keep past the account's erasure. An entry enters the chain now
+/// (its `occurred_at`), with its original time as `legacy_at`: it was not
+/// protected before.
+///
 /// # Errors
 /// If the database fails; nothing is moved then.
-pub async fn adopt_legacy(db: &Database) -> Result<u64, StoreError> {
+pub async fn adopt_legacy(db: &Database, now: UnixTime) -> Result<u64, StoreError> {
     let rows = sqlx::query(
-        "SELECT event_id, account_id, kind, detail, created_at FROM audit_events ORDER BY created_at, event_id",
+        "SELECT event_id, account_id, kind, created_at FROM audit_events ORDER BY created_at, event_id",
     )
     .fetch_all(db.pool())
     .await?;
@@ -501,7 +528,18 @@ pub async fn adopt_legacy(db: &Database) -> Result<u64, StoreError> {
         }
         let account: Option<String> = r.try_get("account_id")?;
         let kind: String = r.try_get("kind")?;
-        let detail: String = r.try_get("detail")?;
+        let at: i64 = r.try_get("created_at")?;
+        // A kind's name is a word of the code; anything else is not kept.
+        let legacy_kind = if !kind.is_empty()
+            && kind.len() <= 64
+            && kind
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        {
+            kind.as_str()
+        } else {
+            "unknown"
+        };
         let mut event = Event::by(
             Kind::parse(&kind).unwrap_or(Kind::AdminAction),
             if account.is_some() {
@@ -510,14 +548,12 @@ pub async fn adopt_legacy(db: &Database) -> Result<u64, StoreError> {
                 Actor::Operator
             },
         )
-        .with("legacy_kind", kind)
-        .with("text", detail);
+        .with("legacy_kind", legacy_kind)
+        .with("legacy_at", at);
         event.account = account.map(AccountId::new);
-        events.push((event, UnixTime(r.try_get("created_at")?)));
+        events.push(event);
     }
-    for (event, at) in &events {
-        record(&mut tx, event, *at).await?;
-    }
+    record_all(&mut tx, &events, now).await?;
     tx.commit().await?;
     Ok(events.len() as u64)
 }

@@ -1,10 +1,9 @@
-//! Reading the log: a citizen's history, export as JSON Lines, retention.
+//! Reading the log: a citizen's history, export as JSON Lines.
 
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row as _;
 
-use super::{Actor, Event, Kind};
 use crate::accounts::AccountId;
 use crate::clock::UnixTime;
 use crate::store::{Database, StoreError};
@@ -162,54 +161,4 @@ pub enum ExportError {
     /// The output could not be written.
     #[error("write: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// Removes the entries older than `cutoff` from the start of the chain and
-/// records `audit.pruned`. The chain stays verifiable: the head keeps the
-/// sequence number and hash of the last removed entry, where verification
-/// starts. Entries are removed in chain order, so one newer than `cutoff`
-/// stops the removal even if older ones follow it (clocks of instances).
-/// Returns how many were removed.
-///
-/// # Errors
-/// If the database fails; nothing is removed then.
-pub async fn prune(db: &Database, cutoff: UnixTime, now: UnixTime) -> Result<u64, StoreError> {
-    let mut tx = db.begin().await?;
-    let head = sqlx::query("SELECT seq, pruned_seq FROM audit_head WHERE id = 1")
-        .fetch_one(&mut *tx)
-        .await?;
-    let head_seq: i64 = head.try_get("seq")?;
-    let pruned: i64 = head.try_get("pruned_seq")?;
-    let first_kept: Option<i64> =
-        sqlx::query("SELECT MIN(seq) AS s FROM audit_log WHERE occurred_at >= $1")
-            .bind(cutoff.0)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("s")?;
-    let last_removed = first_kept.map_or(head_seq, |s| s - 1);
-    if last_removed <= pruned {
-        return Ok(0);
-    }
-    let hash: String = sqlx::query("SELECT hash FROM audit_log WHERE seq = $1")
-        .bind(last_removed)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("hash")?;
-    let removed = sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
-        .bind(last_removed)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    sqlx::query("UPDATE audit_head SET pruned_seq = $1, pruned_hash = $2 WHERE id = 1")
-        .bind(last_removed)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
-    let event = Event::by(Kind::AuditPruned, Actor::System)
-        .with("through_seq", last_removed)
-        .with("removed", removed)
-        .with("cutoff", cutoff.0);
-    super::record(&mut tx, &event, now).await?;
-    tx.commit().await?;
-    Ok(removed)
 }

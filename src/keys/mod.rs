@@ -370,6 +370,32 @@ impl KeyManager {
         Ok(out)
     }
 
+    /// The public JWK of key `kid` if the keys directory holds it, published
+    /// or not: Civitas never deletes a key file, so what a key signed long
+    /// ago (an audit checkpoint) can still be checked. Never for tokens:
+    /// those are valid only under a published key ([`Self::verify`]).
+    ///
+    /// # Errors
+    /// If the directory or the key file cannot be read.
+    pub fn public_jwk(
+        &self,
+        kid: &str,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, KeyError> {
+        if let Some((k, _)) = self
+            .current
+            .load()
+            .published
+            .iter()
+            .find(|(k, _)| k.meta.kid == kid)
+        {
+            return Ok(Some(k.public_jwk.clone()));
+        }
+        match self.dir.list()?.into_iter().find(|m| m.kid == kid) {
+            Some(meta) => Ok(Some(parse(&self.dir, &meta)?.public_jwk)),
+            None => Ok(None),
+        }
+    }
+
     /// Verifies that `token` is a compact JWS signed by a key Civitas
     /// publishes, with the algorithm of that key, and returns its header and
     /// claims. It checks nothing else (expiry and audience are the caller's).

@@ -378,9 +378,7 @@ async fn every_admin_call_leaves_exactly_one_entry_naming_the_client(stack: Stac
     assert_eq!(log[locked + 1].kind, "admin.action");
     assert_eq!(log[locked + 1].fact("action"), Some("account.lock"));
     assert_eq!(log[locked + 1].account_id.as_deref(), Some(acc.as_str()));
-    let report = civitas::audit::verify(&app.app().db, &app.app().keys)
-        .await
-        .unwrap();
+    let report = crate::audit::verify(&app).await;
     assert!(report.is_intact(), "{report:?}");
 }
 

@@ -506,7 +506,7 @@ async fn erasure_removes_personal_data_and_keeps_an_intact_audit_chain(stack: St
     assert_eq!(log[0].fact("outcome"), Some("not_found"));
     assert_eq!(log[1].fact("action"), Some("account.erase"));
     assert_eq!(log[2].kind, "account.erased");
-    let report = civitas::audit::verify(db, &app.app().keys).await.unwrap();
+    let report = crate::audit::verify(&app).await;
     assert!(report.is_intact(), "{report:?}");
 }
 

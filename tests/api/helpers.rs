@@ -203,7 +203,20 @@ impl TestEnv {
             REGISTRATION_TOKEN,
             self.dir.path().join("outbox").display().to_string(),
         );
-        Settings::from_toml(&toml).expect("test settings")
+        let mut settings = Settings::from_toml(&toml).expect("test settings");
+        // Each test's exported checkpoints in its own directory, unless it
+        // names a file.
+        if settings.audit.checkpoint_file
+            == civitas::config::AuditSettings::default().checkpoint_file
+        {
+            settings.audit.checkpoint_file = self.checkpoint_file();
+        }
+        settings
+    }
+
+    /// Where instances of this environment export their checkpoints.
+    pub fn checkpoint_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("audit-checkpoints.jsonl")
     }
 
     /// Starts an instance on a new port.
