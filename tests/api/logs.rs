@@ -47,7 +47,9 @@ pub fn start() -> Capture {
         let layer = tracing_subscriber::fmt::layer()
             .with_ansi(false)
             .with_writer(|| Sink)
-            .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+            // A dynamic filter: a plain `filter_fn` would cache "never" for
+            // every callsite first reached while no capture runs.
+            .with_filter(tracing_subscriber::filter::dynamic_filter_fn(|m, _| {
                 ACTIVE.load(Ordering::Relaxed) > 0 && *m.level() <= tracing::Level::DEBUG
             }));
         let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
