@@ -36,4 +36,5 @@ mod representation_binding;
 mod rp;
 mod scale_out;
 mod sectors;
+mod session_ending;
 mod store_contract;
