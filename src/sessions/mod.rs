@@ -37,6 +37,11 @@
 //! after the unlock is ended too (the citizen signs in again): no grace is
 //! added, because one would end more sessions, not fewer.
 //!
+//! A session is written once, when established; later writes (the touch
+//! that restarts its idle timer, [`Sessions::set_acr`]) replace it only if
+//! it is still there ([`Ephemeral::put_existing`]), so a request that read
+//! it before a sign-out cannot bring it back after.
+//!
 //! A marker lives for [`MARKER_LIFETIME_MARGIN`] longer than the absolute
 //! timeout, so it outlives every session it ends: those begun before its
 //! time, and those of in-flight sign-ins, begun within seconds of the lock.
@@ -51,7 +56,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::AccountId;
 use crate::clock::{SharedClock, UnixTime};
 use crate::config::SessionSettings;
-use crate::ephemeral::{Cache, Ephemeral as _, EphemeralError, Key, Namespace};
+use crate::ephemeral::{Cache, Ephemeral, EphemeralError, Key, Namespace};
 use crate::secrets::{Secret, SecretHash, random_token};
 
 /// Authentication Method Reference values (RFC 8176) Civitas records.
@@ -225,7 +230,9 @@ impl Sessions {
     }
 
     /// Raises the level of assurance of the session named by `cookie` (after
-    /// identity proofing during the session); the session id stays.
+    /// identity proofing during the session); the session id stays. `None`
+    /// if there is no live session, also if it ended while this ran (it is
+    /// not written back).
     ///
     /// # Errors
     /// If the ephemeral store is unavailable.
@@ -238,7 +245,9 @@ impl Sessions {
             return Ok(None);
         };
         session.acr = acr.to_owned();
-        self.write(&Secret::new(cookie), &session).await?;
+        if !self.rewrite(cookie, &session).await? {
+            return Ok(None);
+        }
         Ok(Some(session))
     }
 
@@ -272,10 +281,20 @@ impl Sessions {
     /// # Errors
     /// If the ephemeral store is unavailable.
     pub async fn current(&self, cookie: &str) -> Result<Option<Session>, EphemeralError> {
+        let Some(session) = self.load(cookie).await? else {
+            return Ok(None);
+        };
+        self.touch(cookie, session).await
+    }
+
+    /// The live session named by `cookie`, as stored; one that idled out,
+    /// outlived the absolute timeout or was ended by its account's marker
+    /// is deleted.
+    async fn load(&self, cookie: &str) -> Result<Option<Session>, EphemeralError> {
         let Some(bytes) = self.cache.get(&key(cookie)).await? else {
             return Ok(None);
         };
-        let Ok(mut session) = serde_json::from_slice::<Session>(&bytes) else {
+        let Ok(session) = serde_json::from_slice::<Session>(&bytes) else {
             return Ok(None);
         };
         let now = self.clock.now();
@@ -286,11 +305,35 @@ impl Sessions {
             self.cache.delete(&key(cookie)).await?;
             return Ok(None);
         }
+        Ok(Some(session))
+    }
+
+    /// Restarts the idle timer of `session`, loaded from `cookie`, if it was
+    /// last restarted [`TOUCH_EVERY`] seconds ago or more; `None` if the
+    /// session ended meanwhile.
+    async fn touch(
+        &self,
+        cookie: &str,
+        mut session: Session,
+    ) -> Result<Option<Session>, EphemeralError> {
+        let now = self.clock.now();
         if session.last_seen.secs_until(now) >= TOUCH_EVERY {
             session.last_seen = now;
-            self.write(&Secret::new(cookie), &session).await?;
+            if !self.rewrite(cookie, &session).await? {
+                return Ok(None);
+            }
         }
         Ok(Some(session))
+    }
+
+    /// Writes `session` back under `cookie` only if it is still there
+    /// ([`Ephemeral::put_existing`]); `false` if it ended meanwhile (a
+    /// sign-out, a replacing sign-in, an expiry), which then stays ended.
+    async fn rewrite(&self, cookie: &str, session: &Session) -> Result<bool, EphemeralError> {
+        let bytes = serde_json::to_vec(session).unwrap_or_default();
+        self.cache
+            .put_existing(&key(cookie), &bytes, self.ttl(session))
+            .await
     }
 
     /// Ends, on every instance, every session of `account` that began
@@ -349,3 +392,6 @@ impl Sessions {
         Ok(session)
     }
 }
+
+#[cfg(test)]
+mod tests;
