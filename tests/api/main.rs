@@ -29,6 +29,7 @@ mod mandate_guarantees;
 mod mandates;
 mod metrics;
 mod oidc;
+mod passkey_races;
 mod passkeys;
 mod registration;
 mod representation;
