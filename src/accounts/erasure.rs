@@ -6,7 +6,13 @@
 //! recovery codes, the eID binding, consents, grants with their refresh
 //! tokens, the session records (`session_clients`, pending back-channel
 //! logout deliveries), roles and client ownerships. Browser sessions in the
-//! ephemeral store are ended at once through the same marker a lock uses.
+//! ephemeral store are ended at once through the same marker a lock uses,
+//! in the same steps: those begun so far before the transaction, then
+//! after the commit every one, whenever begun, so that a sign-in that found
+//! the passkey before the erasure committed gets no live session either.
+//! Erasing an account that does not exist (a repeated erasure) writes that
+//! last marker again before answering [`AccountError::NotFound`], so an
+//! operator can retry an erasure whose last step failed.
 //!
 //! Mandates granted by or to the account are revoked, with everything
 //! delegated from them, and the account's id is replaced by [`ERASED`] in
@@ -50,7 +56,9 @@ impl Accounts {
     ///
     /// # Errors
     /// [`AccountError::NotFound`], or a failure of the database (nothing is
-    /// erased then) or of the ephemeral store (nothing is erased then).
+    /// erased then) or of the ephemeral store (nothing is erased then; or,
+    /// after the commit, the account is erased and erasing it again ends the
+    /// sessions of sign-ins that were in flight).
     pub async fn erase(
         &self,
         sessions: &Sessions,
@@ -66,9 +74,11 @@ impl Accounts {
             .await?
             .is_none()
         {
+            drop(tx);
+            sessions.end_all_of(account).await?;
             return Err(AccountError::NotFound);
         }
-        sessions.end_all_of(account, now).await?;
+        sessions.end_begun_before(account, now.plus(1)).await?;
         let mut out = Erased::default();
 
         // Mandates: revoke those granted by or to the account, and what was
@@ -136,6 +146,7 @@ impl Accounts {
         )
         .await?;
         tx.commit().await?;
+        sessions.end_all_of(account).await?;
         tracing::info!("account erased");
         Ok(out)
     }

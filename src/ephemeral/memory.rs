@@ -146,6 +146,27 @@ impl Ephemeral for MemoryStore {
         Ok(true)
     }
 
+    async fn put_existing(
+        &self,
+        key: &Key,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, EphemeralError> {
+        let expires = Self::deadline(ttl)?;
+        let now = Instant::now();
+        let shard = self.shard(key);
+        let mut map = Self::lock(shard);
+        let Some(entry) = map.get_mut(key).filter(|e| e.expires > now) else {
+            return Ok(false);
+        };
+        *entry = Entry {
+            value: value.to_vec(),
+            expires,
+        };
+        Self::after_write(shard, &mut map);
+        Ok(true)
+    }
+
     async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, EphemeralError> {
         let now = Instant::now();
         let map = Self::lock(self.shard(key));

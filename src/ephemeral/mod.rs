@@ -11,7 +11,10 @@
 //! - [`Ephemeral::take`] is atomic: a value taken by one caller (on any
 //!   instance) can never be taken again;
 //! - [`Ephemeral::put_new`] succeeds for exactly one caller per key and TTL
-//!   window (replay caches: a `jti` seen once is refused after).
+//!   window (replay caches: a `jti` seen once is refused after);
+//! - [`Ephemeral::put_existing`] writes only over a live value, atomically:
+//!   a value taken or deleted meanwhile stays gone (a session ended by a
+//!   sign-out is never brought back by a request that read it before).
 //!
 //! Keys are built by [`Key`] only, so the namespace and prefix rules live in
 //! one place.
@@ -117,6 +120,16 @@ pub trait Ephemeral: Send + Sync {
         ttl: Duration,
     ) -> impl Future<Output = Result<bool, EphemeralError>> + Send;
 
+    /// Replaces the value under `key`, and its TTL, only if `key` holds a
+    /// value that has not expired; `true` if it was replaced. Atomic: a
+    /// value taken or deleted before never comes back.
+    fn put_existing(
+        &self,
+        key: &Key,
+        value: &[u8],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, EphemeralError>> + Send;
+
     /// The value under `key`, if any and not expired.
     fn get(
         &self,
@@ -198,6 +211,14 @@ impl Ephemeral for Cache {
         ttl: Duration,
     ) -> Result<bool, EphemeralError> {
         dispatch!(self.put_new(key, value, ttl))
+    }
+    async fn put_existing(
+        &self,
+        key: &Key,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, EphemeralError> {
+        dispatch!(self.put_existing(key, value, ttl))
     }
     async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, EphemeralError> {
         dispatch!(self.get(key))

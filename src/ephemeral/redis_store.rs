@@ -1,8 +1,9 @@
 //! The Redis ephemeral store, shared by every instance.
 //!
 //! Single-use values are taken with `GETDEL` (one atomic command, Redis 6.2+),
-//! first-writer-wins with `SET NX PX`, counters with `SET NX PX` + `INCR` in a
-//! `MULTI` block. Every write carries a TTL.
+//! first-writer-wins with `SET NX PX`, replace-if-present with `SET XX PX`,
+//! counters with `SET NX PX` + `INCR` in a `MULTI` block. Every write
+//! carries a TTL.
 //!
 //! The connection manager reconnects by itself after Redis comes back;
 //! meanwhile each command fails within the response timeout, and callers
@@ -89,6 +90,20 @@ impl Ephemeral for RedisStore {
         let mut c = self.conn.clone();
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.k(key)).arg(value).arg("NX").arg("PX").arg(ms);
+        let reply: Option<String> = Self::run(cmd.query_async(&mut c)).await?;
+        Ok(reply.is_some())
+    }
+
+    async fn put_existing(
+        &self,
+        key: &Key,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, EphemeralError> {
+        let ms = ttl_millis(ttl)?;
+        let mut c = self.conn.clone();
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.k(key)).arg(value).arg("XX").arg("PX").arg(ms);
         let reply: Option<String> = Self::run(cmd.query_async(&mut c)).await?;
         Ok(reply.is_some())
     }

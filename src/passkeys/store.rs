@@ -284,7 +284,16 @@ pub(super) async fn raise_level(
 }
 
 /// Records a sign-in: the updated counter and flags, the time, and the
-/// audit entry `event`.
+/// audit entry `event`, if the stored counter is still below the new one
+/// (or both are 0: an authenticator without a counter, as many synced
+/// passkeys are). Checked in the update itself, so of two sign-ins
+/// verified against the same stored counter (two copies of one
+/// authenticator) only the first is recorded.
+///
+/// # Errors
+/// [`PasskeyError::Rejected`] if the counter did not increase over the one
+/// stored meanwhile (a possibly cloned authenticator; nothing is recorded
+/// then), or a store failure.
 pub(super) async fn record_use(
     db: &Database,
     credential_id: &str,
@@ -292,11 +301,12 @@ pub(super) async fn record_use(
     backup_state: bool,
     now: UnixTime,
     event: &Event,
-) -> Result<(), StoreError> {
+) -> Result<(), PasskeyError> {
     let value = serde_json::to_value(passkey).map_err(corrupt)?;
-    let mut tx = db.begin().await?;
-    sqlx::query(
-        "UPDATE passkeys SET passkey = $2, sign_count = $3, backup_state = $4, last_used_at = $5 WHERE credential_id = $1",
+    let mut tx = db.begin().await.map_err(StoreError::from)?;
+    let done = sqlx::query(
+        "UPDATE passkeys SET passkey = $2, sign_count = $3, backup_state = $4, last_used_at = $5 \
+         WHERE credential_id = $1 AND (sign_count < $3 OR (sign_count = 0 AND $3 = 0))",
     )
     .bind(credential_id)
     .bind(value.to_string())
@@ -304,9 +314,15 @@ pub(super) async fn record_use(
     .bind(i64::from(backup_state))
     .bind(now.0)
     .execute(&mut *tx)
-    .await?;
+    .await
+    .map_err(StoreError::from)?;
+    if done.rows_affected() != 1 {
+        return Err(PasskeyError::Rejected(
+            "the signature counter did not increase; the authenticator may be cloned".into(),
+        ));
+    }
     audit::record(&mut tx, event, now).await?;
-    tx.commit().await?;
+    tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
 
@@ -390,7 +406,11 @@ pub async fn passkey_count(db: &Database, account: &AccountId) -> Result<i64, St
 }
 
 /// Removes a passkey, in a transaction that refuses to remove the last one
-/// while the account has no unused recovery code.
+/// while the account has no unused recovery code. The transaction first
+/// takes the account row's lock (a no-op update: a row lock on PostgreSQL;
+/// SQLite's `BEGIN IMMEDIATE` already serialises writers), so two removals
+/// of an account's passkeys count one after the other and cannot both see
+/// two.
 pub(super) async fn remove(
     db: &Database,
     account: &AccountId,
@@ -398,6 +418,11 @@ pub(super) async fn remove(
     now: UnixTime,
 ) -> Result<(), PasskeyError> {
     let mut tx = db.begin().await.map_err(StoreError::from)?;
+    sqlx::query("UPDATE accounts SET account_id = account_id WHERE account_id = $1")
+        .bind(account.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
     let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM passkeys WHERE account_id = $1")
         .bind(account.as_str())
         .fetch_one(&mut *tx)
@@ -431,3 +456,6 @@ pub(super) async fn remove(
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,18 +14,41 @@
 //! erased.
 //!
 //! Sessions are keyed by cookie hash, so the store cannot list an account's
-//! sessions. Locking an account instead writes a marker, `locked:<account>`
-//! in the session namespace, holding the time of the lock, for as long as
-//! any session may live (`absolute_timeout`). [`Sessions::current`] reads
-//! it with the session and ends a session that began at or before that
-//! time, on every instance at once (they share the store). The cost is one
-//! more read of the ephemeral store per session load (in process, a shard
-//! lock; with Redis, one round trip). The marker and the sessions live in
-//! the same store, so they are lost together or not at all. It stays after
-//! an unlock: sessions from before the lock never come back, and sessions
-//! begun after it are not affected (one begun in the very second of the lock
-//! ends too).
-
+//! sessions. Ending them (a lock, an unlock, an erasure) instead writes a
+//! marker, `locked:<account>` in the session namespace, that says which of
+//! the account's sessions are ended: those begun before a time
+//! ([`Sessions::end_begun_before`]), or all of them, whenever begun
+//! ([`Sessions::end_all_of`], while the account is locked or after it was
+//! erased). [`Sessions::current`] reads it with the session, on every
+//! instance at once (they share the store). The cost is one more read of
+//! the ephemeral store per session load (in process, a shard lock; with
+//! Redis, one round trip). The marker and the sessions live in the same
+//! store, so they are lost together or not at all.
+//!
+//! "All" is what makes a lock hold against a sign-in that was in flight
+//! when it committed (it passed its `locked_at` check before, and calls
+//! [`Sessions::establish`] after): its session is ended at its first load,
+//! however late it was established, without a database read per request.
+//! An unlock replaces "all" with "before the unlock", so sessions from
+//! before and during the lock stay ended and those begun after it live.
+//! During the lock the marker compares with no clock at all; at an unlock
+//! the boundary is the unlocking instance's second, so with clocks `s`
+//! seconds apart a sign-in on a slow instance in the first `s` seconds
+//! after the unlock is ended too (the citizen signs in again): no grace is
+//! added, because one would end more sessions, not fewer.
+//!
+//! A session is written once, when established; later writes (the touch
+//! that restarts its idle timer, [`Sessions::set_acr`]) replace it only if
+//! it is still there ([`Ephemeral::put_existing`]), so a request that read
+//! it before a sign-out cannot bring it back after.
+//!
+//! A marker lives for [`MARKER_LIFETIME_MARGIN`] longer than the absolute
+//! timeout, so it outlives every session it ends: those begun before its
+//! time, and those of in-flight sign-ins, begun within seconds of the lock.
+//! An account locked for longer loses its marker, but then no session of it
+//! from before the lock or from its in-flight sign-ins is still alive, and
+//! the database check at sign-in refuses every new one.
+//!
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -33,7 +56,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::AccountId;
 use crate::clock::{SharedClock, UnixTime};
 use crate::config::SessionSettings;
-use crate::ephemeral::{Cache, Ephemeral as _, EphemeralError, Key, Namespace};
+use crate::ephemeral::{Cache, Ephemeral, EphemeralError, Key, Namespace};
 use crate::secrets::{Secret, SecretHash, random_token};
 
 /// Authentication Method Reference values (RFC 8176) Civitas records.
@@ -105,9 +128,50 @@ fn key(cookie: &str) -> Key {
     Key::new(Namespace::Session, SecretHash::of(cookie).as_str())
 }
 
-/// The marker that ends an account's sessions begun at or before a time.
+/// The marker that ends an account's sessions (see the module documentation).
 fn ended_key(account: &AccountId) -> Key {
     Key::new(Namespace::Session, format!("locked:{}", account.as_str()))
+}
+
+/// How much longer than the absolute timeout a marker lives: more than a
+/// sign-in takes from its `locked_at` check to [`Sessions::establish`], plus
+/// any clock skew between instances.
+pub const MARKER_LIFETIME_MARGIN: Duration = Duration::from_secs(10 * 60);
+
+/// Which sessions of an account a marker ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Those begun before this time (`before:<unix seconds>`).
+    Before(i64),
+    /// Every one, whenever begun (`all`).
+    All,
+}
+
+impl Ended {
+    fn encode(self) -> String {
+        match self {
+            Self::Before(t) => format!("before:{t}"),
+            Self::All => "all".to_owned(),
+        }
+    }
+
+    /// The stored marker. A bare number `T` is the earlier format, "begun
+    /// at or before `T`"; anything unreadable ends every session.
+    fn decode(bytes: &[u8]) -> Self {
+        let text = std::str::from_utf8(bytes).unwrap_or_default();
+        let before = match text.strip_prefix("before:") {
+            Some(t) => t.parse::<i64>().ok(),
+            None => text.parse::<i64>().ok().map(|t| t.saturating_add(1)),
+        };
+        before.map_or(Self::All, Self::Before)
+    }
+
+    fn ends(self, created_at: UnixTime) -> bool {
+        match self {
+            Self::Before(t) => created_at.0 < t,
+            Self::All => true,
+        }
+    }
 }
 
 impl Sessions {
@@ -178,7 +242,9 @@ impl Sessions {
     }
 
     /// Raises the level of assurance of the session named by `cookie` (after
-    /// identity proofing during the session); the session id stays.
+    /// identity proofing during the session); the session id stays. `None`
+    /// if there is no live session, also if it ended while this ran (it is
+    /// not written back).
     ///
     /// # Errors
     /// If the ephemeral store is unavailable.
@@ -191,7 +257,9 @@ impl Sessions {
             return Ok(None);
         };
         session.acr = acr.to_owned();
-        self.write(&Secret::new(cookie), &session).await?;
+        if !self.rewrite(cookie, &session).await? {
+            return Ok(None);
+        }
         Ok(Some(session))
     }
 
@@ -225,10 +293,20 @@ impl Sessions {
     /// # Errors
     /// If the ephemeral store is unavailable.
     pub async fn current(&self, cookie: &str) -> Result<Option<Session>, EphemeralError> {
+        let Some(session) = self.load(cookie).await? else {
+            return Ok(None);
+        };
+        self.touch(cookie, session).await
+    }
+
+    /// The live session named by `cookie`, as stored; one that idled out,
+    /// outlived the absolute timeout or was ended by its account's marker
+    /// is deleted.
+    async fn load(&self, cookie: &str) -> Result<Option<Session>, EphemeralError> {
         let Some(bytes) = self.cache.get(&key(cookie)).await? else {
             return Ok(None);
         };
-        let Ok(mut session) = serde_json::from_slice::<Session>(&bytes) else {
+        let Ok(session) = serde_json::from_slice::<Session>(&bytes) else {
             return Ok(None);
         };
         let now = self.clock.now();
@@ -239,43 +317,78 @@ impl Sessions {
             self.cache.delete(&key(cookie)).await?;
             return Ok(None);
         }
+        Ok(Some(session))
+    }
+
+    /// Restarts the idle timer of `session`, loaded from `cookie`, if it was
+    /// last restarted [`TOUCH_EVERY`] seconds ago or more; `None` if the
+    /// session ended meanwhile.
+    async fn touch(
+        &self,
+        cookie: &str,
+        mut session: Session,
+    ) -> Result<Option<Session>, EphemeralError> {
+        let now = self.clock.now();
         if session.last_seen.secs_until(now) >= TOUCH_EVERY {
             session.last_seen = now;
-            self.write(&Secret::new(cookie), &session).await?;
+            if !self.rewrite(cookie, &session).await? {
+                return Ok(None);
+            }
         }
         Ok(Some(session))
     }
 
-    /// Ends, on every instance, every session of `account` that began at or
-    /// before `at` (an account locked or erased). See the module
+    /// Writes `session` back under `cookie` only if it is still there
+    /// ([`Ephemeral::put_existing`]); `false` if it ended meanwhile (a
+    /// sign-out, a replacing sign-in, an expiry), which then stays ended.
+    async fn rewrite(&self, cookie: &str, session: &Session) -> Result<bool, EphemeralError> {
+        let bytes = serde_json::to_vec(session).unwrap_or_default();
+        self.cache
+            .put_existing(&key(cookie), &bytes, self.ttl(session))
+            .await
+    }
+
+    /// Ends, on every instance, every session of `account` that began
+    /// before `at` (an unlock: sessions from before and during the lock stay
+    /// ended; or the first step of a lock or an erasure, before its
+    /// transaction). Replaces the account's marker. See the module
     /// documentation for how and at what cost.
     ///
     /// # Errors
     /// If the ephemeral store is unavailable; nothing is ended then.
-    pub async fn end_all_of(
+    pub async fn end_begun_before(
         &self,
         account: &AccountId,
         at: UnixTime,
     ) -> Result<(), EphemeralError> {
+        self.mark(account, Ended::Before(at.0)).await
+    }
+
+    /// Ends, on every instance, every session of `account`, whenever begun
+    /// (before, or by a sign-in that was in flight), until an unlock
+    /// replaces the marker with [`Sessions::end_begun_before`]. For a locked
+    /// or erased account only: written for an account that can sign in, it
+    /// would end each of its sessions at once.
+    ///
+    /// # Errors
+    /// If the ephemeral store is unavailable; nothing is ended then.
+    pub async fn end_all_of(&self, account: &AccountId) -> Result<(), EphemeralError> {
+        self.mark(account, Ended::All).await
+    }
+
+    async fn mark(&self, account: &AccountId, ended: Ended) -> Result<(), EphemeralError> {
+        let lifetime = self.settings.absolute_timeout + MARKER_LIFETIME_MARGIN;
         self.cache
-            .put(
-                &ended_key(account),
-                at.0.to_string().as_bytes(),
-                Duration::from_secs(self.settings.absolute_timeout.as_secs().max(1)),
-            )
+            .put(&ended_key(account), ended.encode().as_bytes(), lifetime)
             .await
     }
 
-    /// Did [`Sessions::end_all_of`] end `session`?
+    /// Did a marker end `session`?
     async fn ended_for_account(&self, session: &Session) -> Result<bool, EphemeralError> {
         let Some(bytes) = self.cache.get(&ended_key(&session.account_id)).await? else {
             return Ok(false);
         };
-        let ended_at = std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(i64::MAX);
-        Ok(session.created_at.0 <= ended_at)
+        Ok(Ended::decode(&bytes).ends(session.created_at))
     }
 
     /// Ends the session named by `cookie`; the session, if there was one.
@@ -291,3 +404,6 @@ impl Sessions {
         Ok(session)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// One discoverable credential held by the authenticator.
+#[derive(Clone)]
 pub struct Credential {
     /// The credential id.
     pub id: Vec<u8>,
@@ -27,7 +28,9 @@ pub struct Credential {
     counter: u32,
 }
 
-/// The authenticator and its credentials.
+/// The authenticator and its credentials. A clone is a copy of the
+/// authenticator, keys and counters included (a cloned authenticator).
+#[derive(Clone)]
 pub struct SoftAuthenticator {
     /// The origin it writes into client data (a browser's page origin).
     pub origin: String,
@@ -37,6 +40,8 @@ pub struct SoftAuthenticator {
     pub credentials: Vec<Credential>,
     /// Answer without user verification (a broken authenticator).
     pub skip_uv: bool,
+    /// Report a signature counter of 0 always, as many synced passkeys do.
+    pub zero_counter: bool,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -56,6 +61,7 @@ impl SoftAuthenticator {
             synced,
             credentials: Vec::new(),
             skip_uv: false,
+            zero_counter: false,
         }
     }
 
@@ -153,7 +159,9 @@ impl SoftAuthenticator {
             .rev()
             .find(|c| c.rp_id == rp_id)
             .expect("a credential for this RP");
-        cred.counter += 1;
+        if !self.zero_counter {
+            cred.counter += 1;
+        }
         let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
         auth_data.push(flags);
         auth_data.extend_from_slice(&cred.counter.to_be_bytes());

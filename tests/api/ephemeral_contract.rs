@@ -60,6 +60,68 @@ async fn put_new_admits_only_the_first_writer(stack: Stack) {
     assert_eq!(cache.get(&key).await.unwrap().as_deref(), Some(&b"1"[..]));
 }
 
+async fn put_existing_replaces_only_a_live_value(stack: Stack) {
+    let cache = open(stack);
+    let key = Key::new(Namespace::Session, "s1");
+    assert!(!cache.put_existing(&key, b"one", MINUTE).await.unwrap());
+    assert_eq!(cache.get(&key).await.unwrap(), None, "nothing is created");
+    cache.put(&key, b"one", MINUTE).await.unwrap();
+    assert!(cache.put_existing(&key, b"two", MINUTE).await.unwrap());
+    assert_eq!(cache.get(&key).await.unwrap().as_deref(), Some(&b"two"[..]));
+    // Taken (a sign-out) or deleted: a later replace cannot bring it back.
+    assert_eq!(
+        cache.take(&key).await.unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
+    assert!(!cache.put_existing(&key, b"three", MINUTE).await.unwrap());
+    assert_eq!(cache.get(&key).await.unwrap(), None);
+    cache.put(&key, b"four", MINUTE).await.unwrap();
+    cache.delete(&key).await.unwrap();
+    assert!(!cache.put_existing(&key, b"five", MINUTE).await.unwrap());
+    assert_eq!(cache.get(&key).await.unwrap(), None);
+    // The replacement carries its own TTL; once expired, nothing is replaced.
+    cache.put(&key, b"six", MINUTE).await.unwrap();
+    assert!(
+        cache
+            .put_existing(&key, b"seven", Duration::from_millis(300))
+            .await
+            .unwrap()
+    );
+    wait_until_gone(&cache, &key).await;
+    assert!(!cache.put_existing(&key, b"eight", MINUTE).await.unwrap());
+    assert_eq!(cache.get(&key).await.unwrap(), None);
+}
+
+/// Waits (at most 5 s) until `key` has expired.
+async fn wait_until_gone(cache: &Cache, key: &Key) {
+    let started = std::time::Instant::now();
+    while cache.get(key).await.unwrap().is_some() {
+        assert!(started.elapsed() < Duration::from_secs(5), "never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn a_value_taken_while_it_is_replaced_stays_taken(stack: Stack) {
+    let cache = Arc::new(open(stack));
+    for round in 0..20 {
+        let key = Key::new(Namespace::Session, format!("race-{round}"));
+        cache.put(&key, b"read", MINUTE).await.unwrap();
+        let toucher = {
+            let (cache, key) = (cache.clone(), key.clone());
+            tokio::spawn(async move { cache.put_existing(&key, b"touched", MINUTE).await })
+        };
+        let taker = {
+            let (cache, key) = (cache.clone(), key.clone());
+            tokio::spawn(async move { cache.take(&key).await })
+        };
+        let replaced = toucher.await.unwrap().unwrap();
+        let taken = taker.await.unwrap().unwrap();
+        // Whichever ran first, the value is gone after both.
+        assert!(taken.is_some(), "the taker always gets a value");
+        assert_eq!(cache.get(&key).await.unwrap(), None, "replaced: {replaced}");
+    }
+}
+
 async fn values_expire_after_their_ttl(stack: Stack) {
     let cache = open(stack);
     let short = Key::new(Namespace::Test, "short");
@@ -97,6 +159,12 @@ async fn a_zero_ttl_is_refused(stack: Stack) {
         cache.incr(&key, Duration::ZERO).await,
         Err(EphemeralError::ZeroTtl)
     ));
+    cache.put(&key, b"x", MINUTE).await.unwrap();
+    assert!(matches!(
+        cache.put_existing(&key, b"y", Duration::ZERO).await,
+        Err(EphemeralError::ZeroTtl)
+    ));
+    assert_eq!(cache.get(&key).await.unwrap().as_deref(), Some(&b"x"[..]));
 }
 
 async fn counters_count_within_their_window_and_restart_after(stack: Stack) {
@@ -170,6 +238,8 @@ on_both_caches!(
     put_then_get_returns_the_value_and_put_replaces_it,
     take_returns_a_value_once_even_under_concurrent_takers,
     put_new_admits_only_the_first_writer,
+    put_existing_replaces_only_a_live_value,
+    a_value_taken_while_it_is_replaced_stays_taken,
     values_expire_after_their_ttl,
     a_zero_ttl_is_refused,
     counters_count_within_their_window_and_restart_after,

@@ -178,7 +178,10 @@ pub(super) async fn unlock(
 ) -> Result<Response, ApiError> {
     let account = AccountId::new(account_id);
     let entry = admin.entry("account.unlock").account(&account);
-    let result = app.accounts.unlock(&account, &admin.actor()).await;
+    let result = app
+        .accounts
+        .unlock(&app.sessions, &account, &admin.actor())
+        .await;
     let change = or_not_found(&app, &admin, entry.clone(), result).await?;
     let changed = change != LockChange::Unchanged;
     if !changed {
