@@ -108,9 +108,12 @@ async fn redis_stopped_under_load_gives_clear_503s_and_service_resumes_without_r
     phase.store(DOWN, Ordering::Relaxed);
     eprintln!("redis stopped");
     tokio::time::sleep(Duration::from_secs(6)).await;
+    // The phase moves on before Redis is started again: `resume` returns
+    // only once Redis answers, and a request answered in between would
+    // otherwise count as one made while Redis was down.
+    phase.store(BACK, Ordering::Relaxed);
     stack.redis.resume();
     let resumed = Instant::now();
-    phase.store(BACK, Ordering::Relaxed);
     eprintln!("redis started again on port {}", stack.redis.port);
 
     // The same instance serves what needs Redis again, without a restart.
