@@ -37,10 +37,11 @@
 //! after the unlock is ended too (the citizen signs in again): no grace is
 //! added, because one would end more sessions, not fewer.
 //!
-//! A session is written once, when established; later writes (the touch
-//! that restarts its idle timer, [`Sessions::set_acr`]) replace it only if
-//! it is still there ([`Ephemeral::put_existing`]), so a request that read
-//! it before a sign-out cannot bring it back after.
+//! A session is written once, when established; later writes replace it
+//! only if it is still there: the touch that restarts its idle timer with
+//! [`Ephemeral::put_existing`], and [`Sessions::raise_acr`] by taking it
+//! before writing it under a new cookie. So a request that read it before a
+//! sign-out cannot bring it back after.
 //!
 //! A marker lives for [`MARKER_LIFETIME_MARGIN`] longer than the absolute
 //! timeout, so it outlives every session it ends: those begun before its
@@ -242,25 +243,33 @@ impl Sessions {
     }
 
     /// Raises the level of assurance of the session named by `cookie` (after
-    /// identity proofing during the session); the session id stays. `None`
-    /// if there is no live session, also if it ended while this ran (it is
-    /// not written back).
+    /// identity proofing during the session) and gives it a new cookie: a
+    /// privilege change rotates the session identifier's secret, so a cookie
+    /// copied before the proof never carries the higher level. The session
+    /// id (`sid`, what relying parties know) stays. The old cookie is taken
+    /// atomically: `None` if there was no live session, also if it ended
+    /// while this ran (it is not brought back).
     ///
     /// # Errors
     /// If the ephemeral store is unavailable.
-    pub async fn set_acr(
+    pub async fn raise_acr(
         &self,
         cookie: &str,
         acr: &str,
-    ) -> Result<Option<Session>, EphemeralError> {
-        let Some(mut session) = self.current(cookie).await? else {
+    ) -> Result<Option<(Session, Secret)>, EphemeralError> {
+        if self.current(cookie).await?.is_none() {
+            return Ok(None);
+        }
+        let Some(bytes) = self.cache.take(&key(cookie)).await? else {
+            return Ok(None);
+        };
+        let Ok(mut session) = serde_json::from_slice::<Session>(&bytes) else {
             return Ok(None);
         };
         session.acr = acr.to_owned();
-        if !self.rewrite(cookie, &session).await? {
-            return Ok(None);
-        }
-        Ok(Some(session))
+        let rotated = Secret::generate();
+        self.write(&rotated, &session).await?;
+        Ok(Some((session, rotated)))
     }
 
     async fn write(&self, cookie: &Secret, session: &Session) -> Result<(), EphemeralError> {

@@ -67,13 +67,13 @@ async fn a_session_ended_before_its_level_is_raised_is_not_brought_back() {
             .await
             .unwrap();
         let cookie = cookie.expose();
-        // `set_acr` read the session, then the citizen signed out.
+        // A level change read the session, then the citizen signed out.
         let mut read = sessions.current(cookie).await.unwrap().expect("live");
         assert!(sessions.end(cookie).await.unwrap().is_some());
         read.acr = crate::assurance::Level::High.uri().to_owned();
         assert!(!sessions.rewrite(cookie, &read).await.unwrap());
         assert_eq!(cache.get(&key(cookie)).await.unwrap(), None, "{cache:?}");
-        assert_eq!(sessions.set_acr(cookie, "x").await.unwrap(), None);
+        assert_eq!(sessions.raise_acr(cookie, "x").await.unwrap(), None);
     }
 }
 

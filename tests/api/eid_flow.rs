@@ -326,7 +326,37 @@ async fn a_connector_asserts_only_identities_of_its_own_countries(stack: Stack) 
     assert_eq!(binding.identity.country, "EE");
 }
 
+async fn a_level_raised_by_an_eid_proof_comes_with_a_new_session_cookie(stack: Stack) {
+    let Some((app, _sim)) = with_simulator(stack).await else {
+        return;
+    };
+    let (mut b, _key, _account) = signed_up(&app, true).await;
+    let before = b.session_cookie().unwrap().to_owned();
+    let sessions = &app.app().sessions;
+    let sid = sessions.current(&before).await.unwrap().unwrap().sid;
+    let res = through_eid(
+        &mut b,
+        "/account/eid/start?connector=sim",
+        "mari",
+        "substantial",
+        "",
+        true,
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let after = b.session_cookie().unwrap().to_owned();
+    assert_ne!(after, before, "the privilege changed: so does the cookie");
+    assert!(
+        sessions.current(&before).await.unwrap().is_none(),
+        "the cookie from before the proof signs in nowhere"
+    );
+    let session = sessions.current(&after).await.unwrap().unwrap();
+    assert_eq!(session.acr, civitas::assurance::Level::Substantial.uri());
+    assert_eq!(session.sid, sid, "the same session for the relying parties");
+}
+
 on_both_stacks!(
+    a_level_raised_by_an_eid_proof_comes_with_a_new_session_cookie,
     a_connector_asserts_only_identities_of_its_own_countries,
     the_upstreams_redirect_back_needs_only_what_a_cross_site_navigation_carries,
     an_eid_flow_is_bound_to_a_cookie_of_its_own_used_once_and_cleared,

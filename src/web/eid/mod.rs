@@ -254,17 +254,27 @@ async fn finish(
             }
             let device_bound = current.amr.iter().any(|a| a == amr::HWK);
             let acr = Level::achieved(Some(identity.level), device_bound).uri();
-            if let Some(c) = cookie {
-                app.sessions
-                    .set_acr(&c, acr)
+            // A higher level, a new cookie (the old one signs in nowhere).
+            let rotated = match cookie {
+                Some(c) => app
+                    .sessions
+                    .raise_acr(&c, acr)
                     .await
-                    .map_err(OAuthError::from)?;
-            }
+                    .map_err(OAuthError::from)?,
+                None => None,
+            };
             let next = match resume {
                 Some(h) => format!("/authorize/resume?auth={h}"),
                 None => "/account?notice=eid-bound".to_owned(),
             };
-            Ok(Redirect::to(&next).into_response())
+            let mut res = Redirect::to(&next).into_response();
+            if let Some((_, cookie)) = rotated {
+                res.headers_mut().append(
+                    header::SET_COOKIE,
+                    session::set(&app.settings, cookie.expose()),
+                );
+            }
+            Ok(res)
         }
         FlowPurpose::Recover => {
             let Some(account) = eid::account_of(&app.db, &app.eid_keys, &identity)
