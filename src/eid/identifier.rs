@@ -23,10 +23,10 @@
 //!    receiving state) may be any. A first code naming another country is
 //!    refused ([`IdentifierError::OtherCountry`]): it would otherwise be
 //!    hashed as a person of the wrong country.
-//! 4. Otherwise a leading country code is removed as [`national_form`]
+//! 4. Otherwise a leading country code is removed as `national_form`
 //!    decides for the country (TARA style).
 //! 5. What remains must be the country's national form (per country,
-//!    [`national_form`]) and not empty.
+//!    `national_form`) and not empty.
 //!
 //! The canonical form is the bare national identifier; together with the
 //! country it names the person.
@@ -35,7 +35,7 @@
 //! Kingdom National Insurance number, an Italian codice fiscale, a German
 //! eID pseudonym in hexadecimal), so two leading letters cannot in general
 //! be told from a prefix. Only for a country with a rule in
-//! [`national_form`], whose identifiers never begin with letters, are two
+//! `national_form`, whose identifiers never begin with letters, are two
 //! leading letters always a prefix: equal to the country they are removed,
 //! naming another they are refused. For every other country a leading code
 //! is removed only when it is exactly the country in capitals followed by a
