@@ -15,9 +15,7 @@
 //! brings the findings back.
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 
-use super::checkpoint::Marker;
 use super::retention::{ProofClaims, PruneError, proof_names};
 use super::signature::KeyRing;
 use super::{Actor, Event, Kind};
@@ -68,19 +66,12 @@ pub async fn accept(
     now: UnixTime,
 ) -> Result<Option<Accepted>, PruneError> {
     super::seal(db).await?;
-    let head = sqlx::query(
-        "SELECT seq, hash, pruned_seq, pruned_hash, pruned_proof FROM audit_head WHERE id = 1",
-    )
-    .fetch_one(db.pool())
-    .await
-    .map_err(StoreError::from)?;
-    let seq: i64 = head.try_get("seq").map_err(StoreError::from)?;
-    let hash: String = head.try_get("hash").map_err(StoreError::from)?;
-    let marker = Marker {
-        seq: head.try_get("pruned_seq").map_err(StoreError::from)?,
-        hash: head.try_get("pruned_hash").map_err(StoreError::from)?,
-    };
-    let proof: Option<String> = head.try_get("pruned_proof").map_err(StoreError::from)?;
+    let super::checkpoint::Head {
+        seq,
+        hash,
+        marker,
+        proof,
+    } = super::checkpoint::Head::read(db).await?;
     if seq == 0 {
         return Ok(None);
     }

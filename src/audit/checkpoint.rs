@@ -50,6 +50,35 @@ pub struct Marker {
     pub hash: String,
 }
 
+/// The chain's head as stored: its last entry, the pruned marker and the
+/// marker's signature, if retention signed it.
+pub(super) struct Head {
+    pub(super) seq: i64,
+    pub(super) hash: String,
+    pub(super) marker: Marker,
+    pub(super) proof: Option<String>,
+}
+
+impl Head {
+    /// Reads the head row.
+    pub(super) async fn read(db: &Database) -> Result<Self, StoreError> {
+        let head = sqlx::query(
+            "SELECT seq, hash, pruned_seq, pruned_hash, pruned_proof FROM audit_head WHERE id = 1",
+        )
+        .fetch_one(db.pool())
+        .await?;
+        Ok(Self {
+            seq: head.try_get("seq")?,
+            hash: head.try_get("hash")?,
+            marker: Marker {
+                seq: head.try_get("pruned_seq")?,
+                hash: head.try_get("pruned_hash")?,
+            },
+            proof: head.try_get("pruned_proof")?,
+        })
+    }
+}
+
 impl Marker {
     /// Nothing pruned yet?
     #[must_use]
@@ -185,19 +214,12 @@ pub async fn create(
     keys: &KeyManager,
     now: UnixTime,
 ) -> Result<Option<Signed>, CheckpointError> {
-    let head = sqlx::query(
-        "SELECT seq, hash, pruned_seq, pruned_hash, pruned_proof FROM audit_head WHERE id = 1",
-    )
-    .fetch_one(db.pool())
-    .await
-    .map_err(StoreError::from)?;
-    let seq: i64 = head.try_get("seq").map_err(StoreError::from)?;
-    let hash: String = head.try_get("hash").map_err(StoreError::from)?;
-    let marker = Marker {
-        seq: head.try_get("pruned_seq").map_err(StoreError::from)?,
-        hash: head.try_get("pruned_hash").map_err(StoreError::from)?,
-    };
-    let proof: Option<String> = head.try_get("pruned_proof").map_err(StoreError::from)?;
+    let Head {
+        seq,
+        hash,
+        marker,
+        proof,
+    } = Head::read(db).await?;
     if seq == 0 {
         return Ok(None);
     }

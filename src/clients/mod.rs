@@ -469,7 +469,15 @@ impl Clients {
             .client(client_id)
             .with("change", "admin")
             .with("admin", admin);
-        let done = store::set_admin(&self.db, client_id, admin, &event, self.clock.now()).await?;
+        let done = store::set_flag(
+            &self.db,
+            client_id,
+            store::OperatorFlag::Admin,
+            admin,
+            &event,
+            self.clock.now(),
+        )
+        .await?;
         self.forget(client_id);
         Ok(done)
     }
@@ -501,9 +509,15 @@ impl Clients {
             .client(client_id)
             .with("change", "admin_identifiers")
             .with("admin_identifiers", allowed);
-        let done =
-            store::set_admin_identifiers(&self.db, client_id, allowed, &event, self.clock.now())
-                .await?;
+        let done = store::set_flag(
+            &self.db,
+            client_id,
+            store::OperatorFlag::AdminIdentifiers,
+            allowed,
+            &event,
+            self.clock.now(),
+        )
+        .await?;
         self.forget(client_id);
         Ok(done)
     }

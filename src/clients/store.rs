@@ -108,17 +108,36 @@ pub(super) async fn delete_client(
     Ok(true)
 }
 
-pub(super) async fn set_admin(
+/// An operator-only flag of a client.
+#[derive(Clone, Copy)]
+pub(super) enum OperatorFlag {
+    /// The admin API.
+    Admin,
+    /// National identifiers in the admin API's export.
+    AdminIdentifiers,
+}
+
+/// Sets an operator-only flag, with its audit entry; `false` for no such client.
+pub(super) async fn set_flag(
     db: &Database,
     client_id: &str,
-    admin: bool,
+    flag: OperatorFlag,
+    value: bool,
     event: &Event,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
+    let sql = match flag {
+        OperatorFlag::Admin => {
+            "UPDATE clients SET admin = $2, updated_at = $3 WHERE client_id = $1"
+        }
+        OperatorFlag::AdminIdentifiers => {
+            "UPDATE clients SET admin_identifiers = $2, updated_at = $3 WHERE client_id = $1"
+        }
+    };
     let mut tx = db.begin().await?;
-    let done = sqlx::query("UPDATE clients SET admin = $2, updated_at = $3 WHERE client_id = $1")
+    let done = sqlx::query(sql)
         .bind(client_id)
-        .bind(i64::from(admin))
+        .bind(i64::from(value))
         .bind(now.0)
         .execute(&mut *tx)
         .await?;
@@ -139,30 +158,6 @@ pub(super) async fn is_admin(db: &Database, client_id: &str) -> Result<bool, Sto
         Some(r) => flag(r.try_get("admin")?),
         None => false,
     })
-}
-
-pub(super) async fn set_admin_identifiers(
-    db: &Database,
-    client_id: &str,
-    allowed: bool,
-    event: &Event,
-    now: UnixTime,
-) -> Result<bool, StoreError> {
-    let mut tx = db.begin().await?;
-    let done = sqlx::query(
-        "UPDATE clients SET admin_identifiers = $2, updated_at = $3 WHERE client_id = $1",
-    )
-    .bind(client_id)
-    .bind(i64::from(allowed))
-    .bind(now.0)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Ok(false);
-    }
-    audit::record(&mut tx, event, now).await?;
-    tx.commit().await?;
-    Ok(true)
 }
 
 pub(super) async fn may_read_identifiers(
