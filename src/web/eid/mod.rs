@@ -302,12 +302,6 @@ async fn finish(
                 }
                 .into());
             }
-            let event = Event::citizen(Kind::EidRecovery, &account)
-                .with("scheme", identity.scheme.as_str())
-                .with("level", identity.level.alias());
-            audit::record_alone(&app.db, &event, now)
-                .await
-                .map_err(OAuthError::from)?;
             // The passkey this recovery registers counts at most at what was
             // proven now, and never above the binding.
             let binding = eid::proofing_level(&app.db, &account)
@@ -318,9 +312,18 @@ async fn finish(
             let previous = session::read(&app.settings, headers);
             let (_, cookie) = app
                 .sessions
-                .establish_recovery(account, proved, previous.as_deref())
+                .establish_recovery(account.clone(), proved, previous.as_deref())
                 .await
                 .map_err(OAuthError::from)?;
+            // Recorded right after the session it describes (which lives in
+            // the cache, not in the database); without its entry, no session.
+            let event = Event::citizen(Kind::EidRecovery, &account)
+                .with("scheme", identity.scheme.as_str())
+                .with("level", identity.level.alias());
+            if let Err(e) = audit::record_alone(&app.db, &event, now).await {
+                let _ = app.sessions.end(cookie.expose()).await;
+                return Err(OAuthError::from(e).into());
+            }
             app.metrics.signed_in(SignInMethod::EidRecovery, None);
             let mut res = Redirect::to("/account").into_response();
             res.headers_mut().insert(
