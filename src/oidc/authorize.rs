@@ -560,10 +560,14 @@ impl Provider {
         if session.restricted {
             return false; // a recovery session signs in nowhere
         }
-        let now = self.clock.now();
-        let fresh_enough = pending
-            .max_age
-            .is_none_or(|max| session.auth_time.secs_until(now) <= max);
+        // OIDC Core §3.1.2.1: max_age is the time allowed since the last
+        // authentication, measured when the request arrives. A sign-in made
+        // for the request (after it arrived) meets it, and so does one that
+        // met it then: the consent page and the chooser, however long the
+        // citizen reads them, never ask for another (review M2).
+        let fresh_enough = pending.max_age.is_none_or(|max| {
+            session.auth_time.0 >= pending.created_at.0.saturating_sub_unsigned(max)
+        });
         // prompt=login (and select_account, create) need a sign-in after the
         // request arrived: a session other than the one the browser had then
         // (every sign-in makes a new session id).
@@ -620,18 +624,10 @@ impl Provider {
                         .await;
                 }
                 let proofing = crate::eid::proofing_level(&self.db, &session.account_id).await?;
-                let mut pending = pending;
-                // Only a new sign-in can raise the level.
-                pending.stale_sid = Some(session.sid.clone());
-                let handle = match handle {
-                    Some(h) => {
-                        let bytes = serde_json::to_vec(&pending)
-                            .map_err(|e| OAuthError::Internal(e.to_string()))?;
-                        self.cache.put(&pending_key(h), &bytes, PENDING_TTL).await?;
-                        h.to_owned()
-                    }
-                    None => self.keep_pending(&pending, None).await?,
-                };
+                // The session met the request's freshness; the level is
+                // checked again at every step, so the step-up may raise it
+                // in this session (eID) or in a new one (another passkey).
+                let handle = self.keep_pending(&pending, handle).await?;
                 let event = Event::citizen(Kind::StepUp, &session.account_id)
                     .client(client.client_id.as_str())
                     .with("outcome", "required")

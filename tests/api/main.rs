@@ -20,6 +20,7 @@ mod discovery;
 mod eid;
 mod eid_flow;
 mod ephemeral_contract;
+mod freshness;
 mod identifiers;
 mod keys;
 mod late_redemption;
