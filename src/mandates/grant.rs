@@ -12,11 +12,14 @@
 //! Nobody holds a mandate they granted: a grant addressed to the granter's
 //! own identifier, or to anyone who granted a mandate further up its chain,
 //! is refused, and so is an acceptance by the granter or by anyone up the
-//! chain. An invitation mandate is accepted only with its token.
+//! chain. "Anyone" is a person, not an account: one person may bind several
+//! accounts through several eID schemes, and every account whose binding
+//! has the same `person_hash` counts as that person ([`Mandates::selves`]).
+//! An invitation mandate is accepted only with its token.
 
 use sqlx::Row as _;
 
-use super::store::{chain_cte, chain_holds};
+use super::store::{chain_cte, chain_holds, granted_by_any};
 use super::{ALL_POWERS, GrantRequest, Grantee, Mandate, MandateError, Mandates, valid_power_name};
 use crate::accounts::AccountId;
 use crate::assurance::Level;
@@ -308,7 +311,9 @@ impl Mandates {
             Some(parent) => self.ancestors(parent).await?,
             None => Vec::new(),
         };
-        if mandate.granted_by == *account || above.iter().any(|a| a.granted_by == *account) {
+        // The accepting account, and every other account of the same person.
+        let selves = self.selves(account).await?;
+        if selves.contains(&mandate.granted_by) || granted_by_any(&above, &selves) {
             return Err(MandateError::ToYourself);
         }
         let ended = mandate.valid_until.is_some_and(|u| u <= now);
