@@ -65,6 +65,23 @@ pub(super) fn from_row(r: &sqlx::any::AnyRow) -> Result<Mandate, StoreError> {
     })
 }
 
+/// Locks the row of mandate `id` until the end of the caller's transaction
+/// (a no-op update, portable): a grant under it and its revocation's
+/// cascade take it before anything else, so they never overlap.
+///
+/// # Errors
+/// If the database fails.
+pub(super) async fn lock_mandate(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE mandates SET mandate_id = mandate_id WHERE mandate_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Did one of `selves` grant one of `mandates`?
 pub(super) fn granted_by_any(mandates: &[Mandate], selves: &[AccountId]) -> bool {
     mandates.iter().any(|a| selves.contains(&a.granted_by))
