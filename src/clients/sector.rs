@@ -118,9 +118,9 @@ pub fn check_update(
 /// read is the metadata the sector is stored beside.
 ///
 /// Every edit of a client row, or of the operator's permissions of a
-/// client, calls this first: the sector is fixed at the
-/// first touch, and a later PUT by an instance of the earlier version can no
-/// longer move it (security review finding 9).
+/// client, calls this first: the sector is fixed at the first touch, and a
+/// later PUT by an instance of the earlier version can no longer move it
+/// (security review finding 9).
 ///
 /// # Errors
 /// If the database fails, or the client's metadata cannot be read.

@@ -272,11 +272,9 @@ pub(super) async fn replace_registration_token(
     .bind(new.as_str())
     .execute(&mut *tx)
     .await?;
-    if done.rows_affected() != 1 {
-        return Ok(false);
-    }
+    // The sector is kept fixed even when the token changed meanwhile.
     tx.commit().await?;
-    Ok(true)
+    Ok(done.rows_affected() == 1)
 }
 
 pub(super) async fn allowed_claims(
