@@ -365,6 +365,9 @@ impl Clients {
     /// secret-based method without having a secret gets one; a client that
     /// leaves them loses its secret. Its pairwise sector stays: metadata
     /// that would give another one is refused ([`sector::check_update`]).
+    /// A client an earlier version stored without a sector gets it first,
+    /// from its metadata as stored before this edit, even if the edit is
+    /// then refused.
     ///
     /// # Errors
     /// Metadata outside the client's sector, a sector document that does
@@ -375,13 +378,18 @@ impl Clients {
         metadata: ClientMetadata,
         actor: &Actor,
     ) -> Result<Issued, ClientError> {
-        if let Err(e) = sector::check_update(&client.sector, &metadata, &client.client_id) {
+        // Stored now if the row had none (written by an earlier version).
+        let stored = store::fix_sector(&self.db, client.client_id.as_str())
+            .await?
+            .ok_or(ClientError::Unauthorized)?;
+        if let Err(e) = sector::check_update(&stored, &metadata, &client.client_id) {
             // Protocol review H1: the way to read another sector's subjects.
             tracing::warn!(client_id = %client.client_id, "update refused: it would leave the client's pairwise sector");
             return Err(e);
         }
         metadata::verify_sector(&metadata, &self.http).await?;
         let mut updated = client.clone();
+        updated.sector = stored;
         let uses_secret = metadata.token_endpoint_auth_method.uses_secret();
         let client_secret = (uses_secret && client.secret_hash.is_none()).then(Secret::generate);
         if let Some(s) = &client_secret {
@@ -395,7 +403,9 @@ impl Clients {
         let event = Event::by(Kind::ClientChanged, actor.clone())
             .client(updated.client_id.as_str())
             .with("change", "metadata");
-        store::update_client(&self.db, &updated, &event).await?;
+        if !store::update_client(&self.db, &updated, &event).await? {
+            return Err(ClientError::Unauthorized);
+        }
         self.forget(updated.client_id.as_str());
         tracing::info!(client_id = %updated.client_id, "client updated");
         Ok(Issued {
@@ -430,7 +440,7 @@ impl Clients {
         client_id: &str,
         actor: &Actor,
     ) -> Result<Secret, ClientError> {
-        let mut client = self
+        let client = self
             .get(client_id)
             .await?
             .ok_or_else(|| ClientError::NotFound(client_id.into()))?;
@@ -440,12 +450,13 @@ impl Clients {
             ));
         }
         let secret = Secret::generate();
-        client.secret_hash = Some(secret.hash());
-        client.updated_at = self.clock.now();
         let event = Event::by(Kind::ClientChanged, actor.clone())
             .client(client_id)
             .with("change", "secret_reset");
-        store::update_client(&self.db, &client, &event).await?;
+        let now = self.clock.now();
+        if !store::set_secret(&self.db, client_id, &secret.hash(), &event, now).await? {
+            return Err(ClientError::NotFound(client_id.into()));
+        }
         self.forget(client_id);
         Ok(secret)
     }

@@ -16,7 +16,10 @@
 //! Clients registered before the sector was stored (migration 0012) get it
 //! from their metadata exactly as it was computed then ([`legacy`]),
 //! loopback-only clients included: their citizens' subjects do not change,
-//! and those clients keep sharing the loopback sector among themselves.
+//! and those clients keep sharing the loopback sector among themselves. It
+//! is stored at start-up ([`fill_legacy`]) and, for a row an instance of the
+//! earlier version writes during a rolling upgrade, at the first edit by
+//! this version ([`fix`]), from the metadata as stored before that edit.
 
 use sqlx::Row as _;
 use url::Url;
@@ -106,30 +109,70 @@ pub fn check_update(
     )))
 }
 
-/// Fills the sector of clients stored before it was (migration 0012) from
-/// their metadata, as [`legacy`] computes it; the number filled. Their
-/// metadata cannot have changed since the migration: every write of a
-/// client writes its sector too.
+/// Fixes the sector of `client_id`, inside the caller's transaction, and
+/// returns it (`None` for no such client). A row whose `sector` is still
+/// NULL (stored before migration 0012, or written during a rolling upgrade
+/// by an instance of the version before it, which knows no such column)
+/// gets [`legacy`] of its metadata as stored now: the sector every instance
+/// computes for it until then. The row is locked first, so the metadata
+/// read is the metadata the sector is stored beside.
+///
+/// Every edit of a client row, or of the operator's permissions of a
+/// client, calls this first: the sector is fixed at the first touch, and a
+/// later PUT by an instance of the earlier version can no longer move it
+/// (security review finding 9).
+///
+/// # Errors
+/// If the database fails, or the client's metadata cannot be read.
+pub(super) async fn fix(
+    conn: &mut sqlx::AnyConnection,
+    client_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let locked = sqlx::query("UPDATE clients SET client_id = client_id WHERE client_id = $1")
+        .bind(client_id)
+        .execute(&mut *conn)
+        .await?;
+    if locked.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let row = sqlx::query("SELECT metadata, sector FROM clients WHERE client_id = $1")
+        .bind(client_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    if let Some(sector) = row.try_get::<Option<String>, _>("sector")? {
+        return Ok(Some(sector));
+    }
+    let metadata: ClientMetadata = serde_json::from_str(&row.try_get::<String, _>("metadata")?)
+        .map_err(|e| StoreError::Corrupt(format!("client metadata: {e}")))?;
+    let sector = legacy(&metadata, &ClientId::new(client_id));
+    sqlx::query("UPDATE clients SET sector = $2 WHERE client_id = $1")
+        .bind(client_id)
+        .bind(&sector)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Some(sector))
+}
+
+/// Fills the sector of every client still without one ([`fix`]); the
+/// number filled. Runs at every start-up: rows written by an instance of
+/// the earlier version during a rolling upgrade get it at the next start,
+/// if no edit by this version fixed it sooner.
 ///
 /// # Errors
 /// If the database fails, or a client's metadata cannot be read.
 pub async fn fill_legacy(db: &Database) -> Result<u64, StoreError> {
     let mut tx = db.begin().await?;
-    let rows = sqlx::query("SELECT client_id, metadata FROM clients WHERE sector IS NULL")
+    let rows = sqlx::query("SELECT client_id FROM clients WHERE sector IS NULL")
         .fetch_all(&mut *tx)
         .await?;
     let mut filled = 0;
     for row in rows {
-        let client_id = ClientId::new(row.try_get::<String, _>("client_id")?);
-        let metadata: ClientMetadata = serde_json::from_str(&row.try_get::<String, _>("metadata")?)
-            .map_err(|e| StoreError::Corrupt(format!("client metadata: {e}")))?;
-        let done =
-            sqlx::query("UPDATE clients SET sector = $2 WHERE client_id = $1 AND sector IS NULL")
-                .bind(client_id.as_str())
-                .bind(legacy(&metadata, &client_id))
-                .execute(&mut *tx)
-                .await?;
-        filled += done.rows_affected();
+        if fix(&mut tx, &row.try_get::<String, _>("client_id")?)
+            .await?
+            .is_some()
+        {
+            filled += 1;
+        }
     }
     tx.commit().await?;
     Ok(filled)

@@ -3,7 +3,7 @@
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::{Client, ClientId, ClientMetadata, SubjectType};
+use super::{Client, ClientId, ClientMetadata, SubjectType, sector};
 use crate::audit::{self, Event};
 use crate::clock::UnixTime;
 use crate::secrets::SecretHash;
@@ -40,15 +40,20 @@ pub(super) async fn insert_client(
     Ok(())
 }
 
+/// Stores an edited client (RFC 7592 PUT): its metadata, secret and
+/// registration token, only while its stored sector is `client.sector`,
+/// the one the edit was checked against ([`fix_sector`] stored it before the
+/// check; a stored sector never changes). `false` if no row was written
+/// (the client was deleted meanwhile).
 pub(super) async fn update_client(
     db: &Database,
     client: &Client,
     event: &Event,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let mut tx = db.begin().await?;
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE clients SET secret_hash = $2, registration_token_hash = $3, metadata = $4, first_party = $5, \
-         subject_type = $6, updated_at = $7, sector = $8 WHERE client_id = $1",
+         subject_type = $6, updated_at = $7 WHERE client_id = $1 AND sector = $8",
     )
     .bind(client.client_id.as_str())
     .bind(client.secret_hash.as_ref().map(|h| h.as_str().to_owned()))
@@ -60,9 +65,49 @@ pub(super) async fn update_client(
     .bind(&client.sector)
     .execute(&mut *tx)
     .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
     audit::record(&mut tx, event, client.updated_at).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(true)
+}
+
+/// The stored sector of `client_id`, stored first if the row had none
+/// ([`sector::fix`]), in its own transaction: before an edit is checked, so
+/// that even a refused edit fixes it. `None` for no such client.
+pub(super) async fn fix_sector(
+    db: &Database,
+    client_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let mut tx = db.begin().await?;
+    let sector = sector::fix(&mut tx, client_id).await?;
+    tx.commit().await?;
+    Ok(sector)
+}
+
+/// Replaces a client's secret (operator command), with its audit entry;
+/// `false` for no such client.
+pub(super) async fn set_secret(
+    db: &Database,
+    client_id: &str,
+    secret: &SecretHash,
+    event: &Event,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    let mut tx = db.begin().await?;
+    if sector::fix(&mut tx, client_id).await?.is_none() {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE clients SET secret_hash = $2, updated_at = $3 WHERE client_id = $1")
+        .bind(client_id)
+        .bind(secret.as_str())
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(&mut tx, event, now).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 pub(super) async fn get_client(
@@ -135,6 +180,9 @@ pub(super) async fn set_flag(
         }
     };
     let mut tx = db.begin().await?;
+    if sector::fix(&mut tx, client_id).await?.is_none() {
+        return Ok(false);
+    }
     let done = sqlx::query(sql)
         .bind(client_id)
         .bind(i64::from(value))
@@ -183,8 +231,9 @@ fn from_row(row: &AnyRow) -> Result<Client, StoreError> {
         _ => SubjectType::Pairwise,
     };
     let client_id = ClientId::new(row.try_get::<String, _>("client_id")?);
-    // NULL only for a client of before migration 0012 not yet filled in by
-    // `sector::fill_legacy`: the same value.
+    // NULL only for a client of before migration 0012 (or written by an
+    // instance of that version during a rolling upgrade) not yet fixed by
+    // `sector::fill_legacy` or an edit (`sector::fix`): the same value.
     let sector = row
         .try_get::<Option<String>, _>("sector")?
         .unwrap_or_else(|| super::sector::legacy(&metadata, &client_id));
@@ -213,14 +262,18 @@ pub(super) async fn replace_registration_token(
     old: &SecretHash,
     new: &SecretHash,
 ) -> Result<bool, StoreError> {
+    let mut tx = db.begin().await?;
+    sector::fix(&mut tx, client_id).await?;
     let done = sqlx::query(
         "UPDATE clients SET registration_token_hash = $3 WHERE client_id = $1 AND registration_token_hash = $2",
     )
     .bind(client_id)
     .bind(old.as_str())
     .bind(new.as_str())
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
+    // The sector is kept fixed even when the token changed meanwhile.
+    tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -251,6 +304,7 @@ pub(super) async fn set_allowed_claims(
     events: &[Event],
 ) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
+    sector::fix(&mut tx, client_id).await?;
     sqlx::query("DELETE FROM client_claim_permissions WHERE client_id = $1")
         .bind(client_id)
         .execute(&mut *tx)
@@ -292,6 +346,7 @@ pub(super) async fn allow_exchange(
     event: &Event,
 ) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
+    sector::fix(&mut tx, client_id).await?;
     let added = sqlx::query(
         "INSERT INTO exchange_permissions (client_id, resource, granted_at) VALUES ($1, $2, $3) \
          ON CONFLICT (client_id, resource) DO NOTHING",

@@ -98,6 +98,9 @@ pub struct Binding {
     pub identity: ProvenIdentity,
     /// When it was (last) verified.
     pub verified_at: UnixTime,
+    /// Is the identifier stored in its canonical form? Not for a row that
+    /// start-up left in an earlier version's form ([`recompute_bindings`]).
+    pub canonical: bool,
 }
 
 /// The keys of the binding table: one for the uniqueness hash, one for
@@ -332,8 +335,8 @@ pub async fn binding(
     account: &AccountId,
 ) -> Result<Option<Binding>, EidError> {
     let row = sqlx::query(
-        "SELECT connector, scheme, country, person_identifier_enc, given_name, family_name, birthdate, level, verified_at \
-         FROM eid_bindings WHERE account_id = $1",
+        "SELECT connector, scheme, country, person_identifier_enc, given_name, family_name, birthdate, level, verified_at, \
+         identifier_version FROM eid_bindings WHERE account_id = $1",
     )
     .bind(account.as_str())
     .fetch_optional(db.pool())
@@ -355,6 +358,10 @@ pub async fn binding(
             level,
         },
         verified_at: UnixTime(r.try_get("verified_at").map_err(StoreError::from)?),
+        canonical: r
+            .try_get::<i64, _>("identifier_version")
+            .map_err(StoreError::from)?
+            >= IDENTIFIER_VERSION,
     }))
 }
 

@@ -6,17 +6,31 @@
 //! grant, that the granter is still a statutory representative; for a
 //! sub-delegation, that the granter still holds the parent mandate and
 //! that the parent and every mandate above it are accepted, unrevoked and
-//! within their validity. A parent revoked between the check and the insert
-//! leaves no row (the revocation's cascade could not have seen it).
+//! within their validity. A revocation committed before the insert leaves
+//! no row.
+//!
+//! A revocation still in progress is not visible to that statement (on
+//! PostgreSQL, whose statements see only what was committed when they
+//! began). So a sub-delegation first locks its parent's row, and
+//! [`super::revoke_cascade`] takes the same lock on each mandate before it
+//! lists that mandate's children: a revocation that reached the parent
+//! first makes the grant wait until it commits, and the insert then sees
+//! it and stores nothing; a grant that locked the parent first commits
+//! before the cascade lists the parent's children, and its row is revoked
+//! with them. Either way no sub-delegation stays in force under a revoked
+//! mandate. (On SQLite write transactions never overlap.)
 //!
 //! Nobody holds a mandate they granted: a grant addressed to the granter's
 //! own identifier, or to anyone who granted a mandate further up its chain,
 //! is refused, and so is an acceptance by the granter or by anyone up the
-//! chain. An invitation mandate is accepted only with its token.
+//! chain. "Anyone" is a person, not an account: one person may bind several
+//! accounts through several eID schemes, and every account whose binding
+//! has the same `person_hash` counts as that person ([`Mandates::selves`]).
+//! An invitation mandate is accepted only with its token.
 
 use sqlx::Row as _;
 
-use super::store::{chain_cte, chain_holds};
+use super::store::{chain_cte, chain_holds, granted_by_any, lock_mandate};
 use super::{ALL_POWERS, GrantRequest, Grantee, Mandate, MandateError, Mandates, valid_power_name};
 use crate::accounts::AccountId;
 use crate::assurance::Level;
@@ -197,8 +211,9 @@ impl Mandates {
     }
 
     /// Stores a checked grant with one INSERT that holds only if the power
-    /// it is granted from still holds now (see the module), and records
-    /// `mandate.granted` with it.
+    /// it is granted from still holds now, after locking the parent of a
+    /// sub-delegation (see the module), and records `mandate.granted` with
+    /// it.
     ///
     /// # Errors
     /// [`MandateError::NotEntitled`] if that power ended since the check;
@@ -218,6 +233,10 @@ impl Mandates {
             Some(_) => format!("{}{INSERT}{DELEGATED}", chain_cte(9)),
         };
         let mut tx = self.db.begin().await?;
+        if let Some(parent) = &mandate.parent {
+            // Serialised with the parent's revocation (see the module).
+            lock_mandate(&mut tx, parent).await?;
+        }
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&mandate.id)
             .bind(&mandate.org_id)
@@ -308,7 +327,9 @@ impl Mandates {
             Some(parent) => self.ancestors(parent).await?,
             None => Vec::new(),
         };
-        if mandate.granted_by == *account || above.iter().any(|a| a.granted_by == *account) {
+        // The accepting account, and every other account of the same person.
+        let selves = self.selves(account).await?;
+        if selves.contains(&mandate.granted_by) || granted_by_any(&above, &selves) {
             return Err(MandateError::ToYourself);
         }
         let ended = mandate.valid_until.is_some_and(|u| u <= now);

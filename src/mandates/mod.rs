@@ -15,7 +15,9 @@
 //!   sub-delegation counts only while every mandate above it holds.
 //!   Revoking a mandate revokes everything delegated from it.
 //! - **Nobody holds a mandate they granted**, directly or further up its
-//!   chain ([`grant`]).
+//!   chain, through whichever of their accounts: accounts bound by eID to
+//!   the same person (`person_hash`, whatever the scheme) count as one
+//!   ([`grant`]).
 //!
 //! Every grant, acceptance and revocation goes to the audit log.
 
@@ -233,7 +235,8 @@ impl Mandates {
     /// Every power `account` holds now: statutory ones from the register
     /// (through its eID binding), and accepted, unrevoked, current mandates
     /// whose every ancestor along `parent_id` is accepted, unrevoked and
-    /// current too.
+    /// current too, and that no account of the same person (by eID,
+    /// [`Mandates::selves`]) granted, nor any mandate above it.
     ///
     /// # Errors
     /// If the database fails.
@@ -266,13 +269,18 @@ impl Mandates {
              WHERE m.representative_account = $1 AND m.revoked_at IS NULL ORDER BY m.granted_at",
             columns_of("m"),
         ));
-        for r in sqlx::query(sql)
+        let rows = sqlx::query(sql)
             .bind(account.as_str())
             .fetch_all(self.db.pool())
-            .await?
-        {
+            .await?;
+        let selves = if rows.is_empty() {
+            Vec::new()
+        } else {
+            self.selves(account).await?
+        };
+        for r in rows {
             let m = from_row(&r)?;
-            if self.holds(&m, now).await? {
+            if self.holds(&m, &selves, now).await? {
                 out.push(Power {
                     org_id: m.org_id.clone(),
                     org_name: r.try_get("org_name")?,

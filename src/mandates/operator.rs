@@ -4,7 +4,7 @@
 
 use sqlx::Row as _;
 
-use super::store::{COLUMNS, from_row};
+use super::store::{COLUMNS, from_row, lock_mandate};
 use super::{Mandate, MandateError, Mandates};
 use crate::audit::{self, Actor, Event, Kind};
 use crate::clock::UnixTime;
@@ -31,6 +31,11 @@ pub struct Organization {
 /// caller's transaction, naming `revoked_by` (an account id or a stored
 /// actor). Returns how many mandates ended now.
 ///
+/// Each mandate's row is locked before its children are listed, as a grant
+/// under it locks it before its insert: a sub-delegation being granted
+/// meanwhile is either committed before the list is read, and revoked
+/// here, or made to wait and then refused (see `grant.rs`).
+///
 /// # Errors
 /// If the database fails.
 pub async fn revoke_cascade(
@@ -42,6 +47,7 @@ pub async fn revoke_cascade(
     let mut frontier = vec![root.to_owned()];
     let mut ended = 0;
     while let Some(id) = frontier.pop() {
+        lock_mandate(&mut *conn, &id).await?;
         ended += sqlx::query(
             "UPDATE mandates SET revoked_at = $2, revoked_by = $3 WHERE mandate_id = $1 AND revoked_at IS NULL",
         )

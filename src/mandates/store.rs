@@ -65,6 +65,28 @@ pub(super) fn from_row(r: &sqlx::any::AnyRow) -> Result<Mandate, StoreError> {
     })
 }
 
+/// Locks the row of mandate `id` until the end of the caller's transaction
+/// (a no-op update, portable): a grant under it and its revocation's
+/// cascade take it before anything else, so they never overlap.
+///
+/// # Errors
+/// If the database fails.
+pub(super) async fn lock_mandate(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE mandates SET mandate_id = mandate_id WHERE mandate_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Did one of `selves` grant one of `mandates`?
+pub(super) fn granted_by_any(mandates: &[Mandate], selves: &[AccountId]) -> bool {
+    mandates.iter().any(|a| selves.contains(&a.granted_by))
+}
+
 /// Does a chain (a mandate's ancestors, nearest first, as [`Mandates::ancestors`]
 /// returns them) hold at `now`: every link valid, up to a root?
 pub(super) fn chain_holds(ancestors: &[Mandate], now: UnixTime) -> bool {
@@ -100,21 +122,46 @@ impl Mandates {
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 
-    /// Does `m` count at `now`: valid itself, and every mandate above it,
-    /// and held by nobody who granted it or a mandate above it (which
-    /// earlier versions let happen)?
-    pub(super) async fn holds(&self, m: &Mandate, now: UnixTime) -> Result<bool, MandateError> {
-        if !m.is_valid(now) || m.representative.as_ref() == Some(&m.granted_by) {
+    /// Does `m` count at `now` for its representative, one of whose
+    /// accounts `selves` lists ([`Mandates::selves`]): valid itself, and
+    /// every mandate above it, and granted, along its whole chain, by none
+    /// of those accounts (which earlier versions let happen)?
+    pub(super) async fn holds(
+        &self,
+        m: &Mandate,
+        selves: &[AccountId],
+        now: UnixTime,
+    ) -> Result<bool, MandateError> {
+        if !m.is_valid(now) || selves.contains(&m.granted_by) {
             return Ok(false);
         }
         let Some(parent) = &m.parent else {
             return Ok(true);
         };
         let above = self.ancestors(parent).await?;
-        Ok(chain_holds(&above, now)
-            && !above
-                .iter()
-                .any(|a| m.representative.as_ref() == Some(&a.granted_by)))
+        Ok(chain_holds(&above, now) && !granted_by_any(&above, selves))
+    }
+
+    /// Every account of the person `account` is: itself, and every account
+    /// bound by eID to the same person (`person_hash`), through any scheme.
+    /// One person may hold several: the binding is unique per scheme,
+    /// country and identifier, the `person_hash` per country and identifier.
+    pub(super) async fn selves(&self, account: &AccountId) -> Result<Vec<AccountId>, MandateError> {
+        let rows = sqlx::query(
+            "SELECT o.account_id FROM eid_bindings b JOIN eid_bindings o ON o.person_hash = b.person_hash \
+             WHERE b.account_id = $1 ORDER BY o.account_id",
+        )
+        .bind(account.as_str())
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut selves = vec![account.clone()];
+        for r in rows {
+            let other = AccountId::new(r.try_get::<String, _>("account_id")?);
+            if other != *account {
+                selves.push(other);
+            }
+        }
+        Ok(selves)
     }
 
     pub(super) async fn person_hash_of(
@@ -154,7 +201,8 @@ impl Mandates {
     }
 
     /// Mandates addressed to `account` (by its eID-proven identifier), not
-    /// yet accepted, and not granted by `account` itself.
+    /// yet accepted, and not granted by `account` or another account of the
+    /// same person ([`Mandates::selves`]).
     ///
     /// # Errors
     /// If the database fails.
@@ -165,19 +213,24 @@ impl Mandates {
         let Some(person) = self.person_hash_of(account).await? else {
             return Ok(Vec::new());
         };
+        let selves = self.selves(account).await?;
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {}, o.name AS org_name FROM mandates m JOIN organizations o ON o.org_id = m.org_id \
-             WHERE m.representative_person = $1 AND m.granted_by <> $2 AND m.accepted_at IS NULL \
+             WHERE m.representative_person = $1 AND m.accepted_at IS NULL \
              AND m.revoked_at IS NULL ORDER BY m.granted_at",
             columns_of("m"),
         ));
         let rows = sqlx::query(sql)
             .bind(person)
-            .bind(account.as_str())
             .fetch_all(self.db.pool())
             .await?;
-        rows.iter()
-            .map(|r| Ok((from_row(r)?, r.try_get::<String, _>("org_name")?)))
-            .collect()
+        let mut out = Vec::new();
+        for r in &rows {
+            let m = from_row(r)?;
+            if !selves.contains(&m.granted_by) {
+                out.push((m, r.try_get::<String, _>("org_name")?));
+            }
+        }
+        Ok(out)
     }
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::params::Scope;
 use super::{OAuthError, Provider};
 use crate::accounts::AccountId;
+use crate::eid::{Binding, PersonIdentifier};
 
 /// The claims each scope implies (OIDC Core §5.4), limited to what Civitas holds.
 const SCOPE_CLAIMS: &[(&str, &[&str])] = &[
@@ -27,6 +28,28 @@ pub(crate) fn claims_of_scope(scope: &Scope) -> impl Iterator<Item = &'static st
         .iter()
         .filter(|(s, _)| scope.contains(s))
         .flat_map(|(_, claims)| claims.iter().copied())
+}
+
+/// The identifier as the verified claim `person_identifier` releases it:
+/// canonical ([`PersonIdentifier`]). A binding is stored canonical, except
+/// one that start-up left in an earlier version's form (its canonical
+/// identity bound to another account, or no identifier of its country):
+/// the first is made canonical here, the second is not released.
+fn released_identifier(client_id: &str, binding: &Binding) -> Option<Value> {
+    let id = &binding.identity;
+    if binding.canonical {
+        return Some(Value::from(id.person_identifier.clone()));
+    }
+    match PersonIdentifier::parse(&id.country, &id.person_identifier) {
+        Ok(person) => Some(Value::from(person.national())),
+        Err(_) => {
+            tracing::warn!(
+                client_id,
+                "person_identifier not released: the binding's identifier has no canonical form"
+            );
+            None
+        }
+    }
 }
 
 impl Provider {
@@ -104,7 +127,7 @@ impl Provider {
                 "family_name" => id.family_name.clone().map(Value::from),
                 "birthdate" => id.birthdate.clone().map(Value::from),
                 "nationalities" => Some(Value::from(vec![id.country.clone()])),
-                "person_identifier" => Some(Value::from(id.person_identifier.clone())),
+                "person_identifier" => released_identifier(client_id, &binding),
                 _ => None,
             };
             if let Some(v) = value {

@@ -3,7 +3,9 @@
 //! the simulator return it (`EE38001085718`) or as an eIDAS unique
 //! identifier (`EE/EE/38001085718`), in the register, in an eID binding
 //! and in a mandate's addressee; a prefix of another country is refused;
-//! bindings stored by earlier versions are recomputed at start-up.
+//! bindings stored by earlier versions are recomputed at start-up; the
+//! verified claim `person_identifier` is released only in the canonical
+//! form.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -442,3 +444,105 @@ async fn bindings_stored_by_an_earlier_version_are_recomputed_once_at_start_up(s
 }
 
 on_both_stacks!(bindings_stored_by_an_earlier_version_are_recomputed_once_at_start_up);
+
+/// The `person_identifier` (and `nationalities`) that `rp` receives for
+/// `account` in the ID token and from userinfo, asked for in both.
+async fn released_identifier(app: &TestApp, rp: &crate::rp::Rp, account: &AccountId) -> [Value; 2] {
+    let account = app.app().accounts.get(account).await.unwrap().unwrap();
+    let browser = app.sign_in_as(&account, None).await;
+    let asked = json!({"verification": {"trust_framework": null},
+        "claims": {"person_identifier": null, "nationalities": null}});
+    let request =
+        json!({"id_token": {"verified_claims": asked}, "userinfo": {"verified_claims": asked}});
+    let (q, verifier) = app.auth_query(
+        rp,
+        "openid",
+        &format!("&claims={}", crate::rp::urlencode(&request.to_string())),
+    );
+    let params = app.front_channel(&browser, &q).await;
+    let code = crate::rp::param(&params, "code").unwrap();
+    let tokens: Value = app
+        .exchange(rp, &code, &verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = crate::rp::jwt_claims(tokens["id_token"].as_str().unwrap());
+    let info: Value = app
+        .http
+        .get(app.url("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    [
+        id["verified_claims"]["claims"].clone(),
+        info["verified_claims"]["claims"].clone(),
+    ]
+}
+
+/// Security review finding 8: relying parties see the canonical identifier
+/// (`38001085718`), never the eID's spelling (`EE38001085718`), including
+/// from a binding that start-up had to leave in its earlier form.
+async fn the_verified_person_identifier_is_released_in_its_canonical_form_only(stack: Stack) {
+    let Some(env) = TestEnv::new(stack).await else {
+        return;
+    };
+    let old = env.spawn().await;
+    let accounts = &old.app().accounts;
+    // Jaan bound twice by the earlier version, under two spellings: the
+    // prefixed twin cannot be recomputed (its canonical identity is taken).
+    let jaan_prefixed = accounts.create("Jaan", None).await.unwrap().id;
+    write_old_binding(&old, &jaan_prefixed, "EE39912310174").await;
+    let jaan_bare = accounts.create("Jaan again", None).await.unwrap().id;
+    write_old_binding(&old, &jaan_bare, JAAN).await;
+    // No Estonian identifier at all.
+    let odd = accounts.create("Odd", None).await.unwrap().id;
+    write_old_binding(&old, &odd, "LV12345").await;
+    old.stop().await;
+
+    let app = env.spawn().await;
+    assert_eq!(version_of(&app, &jaan_prefixed).await, 0);
+    assert_eq!(version_of(&app, &odd).await, 0);
+    // Mari, bound now through an eID that spells her identifier prefixed.
+    let mari = app.app().accounts.create("Mari", None).await.unwrap().id;
+    eid::bind(
+        &app.app().db,
+        &app.app().eid_keys,
+        &mari,
+        &estonian("EE38001085718"),
+        app.app().clock.now(),
+    )
+    .await
+    .unwrap();
+    let rp = app.portal(json!({"client_name": "Tax office"})).await;
+    app.app()
+        .clients
+        .allow_claims(
+            &rp.client_id,
+            &["person_identifier".into(), "nationalities".into()],
+            "Taxation Act §3",
+            &civitas::audit::Actor::Operator,
+        )
+        .await
+        .unwrap();
+
+    for (account, canonical) in [(&mari, MARI), (&jaan_prefixed, JAAN), (&jaan_bare, JAAN)] {
+        for claims in released_identifier(&app, &rp, account).await {
+            assert_eq!(
+                claims,
+                json!({"person_identifier": canonical, "nationalities": ["EE"]}),
+                "in the ID token and from userinfo"
+            );
+        }
+    }
+    // An identifier that has no canonical form is not released at all.
+    for claims in released_identifier(&app, &rp, &odd).await {
+        assert_eq!(claims, json!({"nationalities": ["EE"]}));
+    }
+}
+
+on_both_stacks!(the_verified_person_identifier_is_released_in_its_canonical_form_only);

@@ -29,6 +29,8 @@ mod logout;
 mod logs;
 mod machine;
 mod mandate_guarantees;
+mod mandate_invitations;
+mod mandate_races;
 mod mandates;
 mod metrics;
 mod oidc;

@@ -24,7 +24,7 @@ use crate::helpers::{Stack, TestApp};
 use crate::on_both_stacks;
 
 /// Polls `done` until it holds (at most 10 s).
-async fn wait_until<F, Fut>(what: &str, mut done: F)
+pub async fn wait_until<F, Fut>(what: &str, mut done: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -41,7 +41,7 @@ where
 
 /// PostgreSQL sessions of this database waiting for a lock in a statement
 /// that starts with one of `statements`.
-async fn waiting_in(app: &TestApp, statements: &[&str]) -> usize {
+pub async fn waiting_in(app: &TestApp, statements: &[&str]) -> usize {
     let rows = sqlx::query(
         "SELECT query FROM pg_stat_activity WHERE datname = current_database() \
          AND wait_event_type = 'Lock'",

@@ -313,7 +313,150 @@ async fn clients_registered_before_sectors_were_stored_keep_their_subjects(stack
     assert_ne!(a, c);
 }
 
+/// The `sector` column of a client.
+async fn stored_sector(app: &TestApp, client_id: &str) -> Option<String> {
+    sqlx::query_as::<_, (Option<String>,)>("SELECT sector FROM clients WHERE client_id = $1")
+        .bind(client_id)
+        .fetch_one(app.app().db.pool())
+        .await
+        .unwrap()
+        .0
+}
+
+/// An RFC 7592 PUT as an instance of the version before migration 0012
+/// writes it during a rolling upgrade: the new metadata, and no sector
+/// (that version does not know the column), with no sector check.
+async fn put_by_an_earlier_version(app: &TestApp, client_id: &str, redirect_uri: &str) {
+    let db = app.app().db.pool();
+    let (metadata,): (String,) =
+        sqlx::query_as("SELECT metadata FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_one(db)
+            .await
+            .unwrap();
+    let mut metadata: Value = serde_json::from_str(&metadata).unwrap();
+    metadata["redirect_uris"] = json!([redirect_uri]);
+    sqlx::query("UPDATE clients SET metadata = $2, updated_at = $3 WHERE client_id = $1")
+        .bind(client_id)
+        .bind(metadata.to_string())
+        .bind(app.app().clock.now().0)
+        .execute(db)
+        .await
+        .unwrap();
+}
+
+/// Security review finding 9: while a client's `sector` is NULL (written by
+/// an instance of an earlier version during a rolling upgrade), it is read
+/// from the current metadata, so an earlier version's PUT onto another
+/// host would move it (protocol review H1). Every edit by this version
+/// therefore stores the sector first, from the metadata as stored before
+/// the edit: an earlier version's later PUT can no longer move it.
+async fn every_edit_by_this_version_fixes_the_sector_of_a_client_an_earlier_version_wrote(
+    stack: Stack,
+) {
+    let Some(env) = crate::helpers::TestEnv::new(stack).await else {
+        return;
+    };
+    let app = env.spawn().await;
+    let clients = &app.app().clients;
+    let operator = civitas::audit::Actor::Operator;
+    let victim = app
+        .portal(json!({"redirect_uris": [VICTIM], "client_name": "Victim agency"}))
+        .await;
+    let citizen = app.sign_in("Ola", "ola@example.eu").await;
+    let victim_sub = id_sub(&app.tokens_at(&victim, VICTIM, &citizen, "openid").await);
+    let edits = [
+        "refused PUT",
+        "PUT",
+        "GET",
+        "set-admin",
+        "set-admin-identifiers",
+        "reset-secret",
+        "allow-claims",
+        "allow-exchange",
+    ];
+    let mut edited = Vec::new();
+    for edit in edits {
+        let mut rp = app.portal(json!({})).await;
+        let id = rp.client_id.clone();
+        let original = id_sub(&app.tokens_for(&rp, &citizen, "openid").await);
+        assert_ne!(original, victim_sub);
+        // As an instance of the earlier version registered it.
+        sqlx::query("UPDATE clients SET sector = NULL WHERE client_id = $1")
+            .bind(&id)
+            .execute(app.app().db.pool())
+            .await
+            .unwrap();
+
+        match edit {
+            "refused PUT" => {
+                let (status, body) =
+                    put_registration(&app, &mut rp, portal_metadata(json!([VICTIM]))).await;
+                assert_eq!(status, 400, "{body}");
+            }
+            "PUT" => {
+                let moved = json!(["https://portal.agency.example/v2/callback", CALLBACK]);
+                let (status, body) = put_registration(&app, &mut rp, portal_metadata(moved)).await;
+                assert_eq!(status, 200, "{body}");
+            }
+            "GET" => {
+                let token = rp.registration["registration_access_token"]
+                    .as_str()
+                    .unwrap();
+                let res = app
+                    .http
+                    .get(app.url(&format!("/register/{id}")))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 200);
+            }
+            "set-admin" => assert!(clients.set_admin(&id, false, &operator).await.unwrap()),
+            "set-admin-identifiers" => {
+                assert!(
+                    clients
+                        .set_admin_identifiers(&id, false, &operator)
+                        .await
+                        .unwrap()
+                );
+            }
+            "reset-secret" => {
+                let secret = clients.reset_secret(&id, &operator).await.unwrap();
+                rp.secret = Some(secret.expose().to_owned());
+            }
+            "allow-claims" => clients.allow_claims(&id, &[], "", &operator).await.unwrap(),
+            _ => clients
+                .allow_exchange(&id, "https://api.agency.example/", &operator)
+                .await
+                .unwrap(),
+        }
+        assert_eq!(
+            stored_sector(&app, &id).await.as_deref(),
+            Some("portal.agency.example"),
+            "{edit}: the sector is stored"
+        );
+
+        put_by_an_earlier_version(&app, &id, VICTIM).await;
+        let read = clients.get(&id).await.unwrap().unwrap();
+        assert_eq!(read.sector(), "portal.agency.example", "{edit}");
+        edited.push((edit, rp, original));
+    }
+
+    // The next instance of this version to start finds no sector to fill
+    // from the moved metadata, and gives every citizen the same subject.
+    app.stop().await;
+    let later = env.spawn().await;
+    let citizen = later.sign_in_as(&citizen.account, None).await;
+    for (edit, rp, original) in edited {
+        let sub = id_sub(&later.tokens_at(&rp, VICTIM, &citizen, "openid").await);
+        assert_eq!(sub, original, "{edit}: the subject stays");
+        assert_ne!(sub, victim_sub, "{edit}: the victim agency's subject");
+    }
+}
+
 on_both_stacks!(
+    every_edit_by_this_version_fixes_the_sector_of_a_client_an_earlier_version_wrote,
     moving_a_registration_to_another_host_is_refused_and_the_subject_stays,
     two_loopback_clients_see_different_subjects,
     an_update_on_the_same_host_keeps_the_subject,
