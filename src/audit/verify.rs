@@ -9,6 +9,10 @@
 //! was cut. The check reports the first definite break (the lowest entry
 //! where the log is provably not what was written); a missing checkpoint
 //! ([`Verification::window`]) is reported only if there is none.
+//!
+//! Signatures are checked with Civitas's keys (the keys directory) and the
+//! ones the operator pins ([`Verification::pinning`]), never with a key a
+//! trusted file carries ([`super::signature`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -18,7 +22,7 @@ use sqlx::Row as _;
 use super::anchor::Trusted;
 use super::chain::Sealed;
 use super::checkpoint::{self, Check, Checkpoint, Claims, Marker};
-use super::signature::{KeyRing, SigError};
+use super::signature::{KeyRing, PublicKey, SigError};
 use crate::clock::UnixTime;
 use crate::keys::KeyManager;
 use crate::store::{Database, StoreError};
@@ -39,6 +43,8 @@ pub struct Verification<'a> {
     pub now: UnixTime,
     /// Checkpoints read from exported files (`--trusted`).
     pub trusted: &'a [Trusted],
+    /// Public keys the operator vouches for (`--trusted-key`).
+    pub pinned: &'a [PublicKey],
 }
 
 impl<'a> Verification<'a> {
@@ -49,6 +55,7 @@ impl<'a> Verification<'a> {
             interval,
             now,
             trusted: &[],
+            pinned: &[],
         }
     }
 
@@ -56,6 +63,14 @@ impl<'a> Verification<'a> {
     #[must_use]
     pub fn trusting(mut self, trusted: &'a [Trusted]) -> Self {
         self.trusted = trusted;
+        self
+    }
+
+    /// Also with the keys `pinned`, for signatures anywhere (the database's
+    /// and the files'): keys of Civitas whose files are gone.
+    #[must_use]
+    pub fn pinning(mut self, pinned: &'a [PublicKey]) -> Self {
+        self.pinned = pinned;
         self
     }
 
@@ -319,23 +334,22 @@ fn check_trusted<'t>(
     trusted: &'t [Trusted],
     found: &mut Findings,
 ) -> Vec<(Claims, &'t str)> {
-    for t in trusted {
-        if let Some(jwk) = &t.line.jwk
-            && ring.add(jwk).ok().as_deref() != Some(t.line.kid.as_str())
-        {
-            found.definite(
-                t.line.seq,
-                format!("{}: its key is not the one its kid names", t.source),
-            );
-        }
-    }
     let mut ok: Vec<(Claims, &str)> = Vec::new();
     for t in trusted {
         let src = t.source.as_str();
+        // The line's copy of its key is never used to check anything.
+        if let Some(jwk) = &t.line.jwk
+            && PublicKey::from_jwk(jwk).as_ref().map(PublicKey::kid) != Some(t.line.kid.as_str())
+        {
+            found.definite(
+                t.line.seq,
+                format!("{src}: the key it carries is not the one its kid names"),
+            );
+        }
         match ring.verify(&t.line.jws, checkpoint::TYP) {
             Err(SigError::UnknownKey(kid)) => found.definite(
                 t.line.seq,
-                format!("{src}: signed by key {kid}, which neither the line nor the keys directory holds: it cannot be checked"),
+                format!("{src}: signed by key {kid}, which is not a key of Civitas (not in the keys directory, nor pinned with --trusted-key): a forged line, or one whose key's files are gone (pin that key)"),
             ),
             Err(SigError::Invalid(why)) => found.definite(
                 t.line.seq,
@@ -379,6 +393,9 @@ async fn verify_once(
     how: &Verification<'_>,
 ) -> Result<(VerifyReport, i64), StoreError> {
     let mut ring = KeyRing::new(keys);
+    for k in how.pinned {
+        ring.pin(k);
+    }
     let mut found = Findings::default();
     let trusted = check_trusted(&mut ring, how.trusted, &mut found);
     // Checkpoints first, then the head: see the module's documentation.

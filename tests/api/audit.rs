@@ -19,6 +19,7 @@ use crate::rp::{hidden, param, redirect_params};
 mod anchoring;
 mod cli;
 mod keeping;
+mod laundering;
 mod tamper;
 
 /// The chain's last sequence number, once what was written is sealed.

@@ -12,7 +12,7 @@ use civitas::clock::{Clock as _, SharedClock, SystemClock};
 use civitas::keys::{Alg, KeyManager};
 use civitas::store::Database;
 
-use super::tamper::{QUIET, checkpoint, quiet, verify_trusting, write};
+use super::tamper::{QUIET, checkpoint, quiet, verify_pinning, verify_trusting, write};
 use super::verify;
 use crate::helpers::{Stack, TestEnv};
 use crate::on_both_stacks;
@@ -153,8 +153,8 @@ async fn verification_stays_intact_while_instances_seal_and_sign(stack: Stack) {
 /// Retention removes a prefix (its signed record accounts for the moved
 /// marker), and the keys rotate until the first key is no longer published:
 /// the checkpoints it signed are still checked, with its file in the keys
-/// directory or, once that is gone, with the public key exported beside
-/// them.
+/// directory or, once that is gone, with its public key pinned by the
+/// operator; never with the copy a line carries.
 async fn an_honest_log_through_retention_and_key_rotation_stays_intact(stack: Stack) {
     let Some((app, clock)) = quiet(stack).await else {
         return;
@@ -214,12 +214,24 @@ async fn an_honest_log_through_retention_and_key_rotation_stays_intact(stack: St
     move_marker(db, seq, Some(hash)).await;
     assert!(verify(&app).await.is_intact());
 
-    // The first key's files gone: what it signed is checked with the key
-    // exported beside it, and covers nothing without it.
+    // The first key's files gone: the lines it signed are reported, though
+    // each carries that key, and pass with the key pinned (as the operator
+    // kept it, from the published JWKS); without, what it signed in the
+    // database covers nothing.
+    let pinned = civitas::audit::signature::PublicKey::from_jwk(
+        &app.app().keys.public_jwk(&old_kid).unwrap().unwrap(),
+    )
+    .unwrap();
     for ext in ["pem", "json"] {
         std::fs::remove_file(app.env.keys_dir().join(format!("{old_kid}.{ext}"))).unwrap();
     }
-    let r = verify_trusting(&app, &exported).await;
+    let b = verify_trusting(&app, &exported)
+        .await
+        .broken
+        .expect("lines of a key that is no longer at hand");
+    assert_eq!(b.seq, 3, "{b:?}");
+    assert!(b.reason.contains("not a key of Civitas"), "{b:?}");
+    let r = verify_pinning(&app, &[&exported], &[pinned]).await;
     assert!(r.is_intact(), "{r:?}");
     assert_eq!(r.unverifiable_checkpoints, 0, "{r:?}");
     let r = verify(&app).await;

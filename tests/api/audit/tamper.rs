@@ -102,6 +102,15 @@ async fn verify_trusting_all(
     app: &TestApp,
     files: &[&std::path::Path],
 ) -> civitas::audit::VerifyReport {
+    verify_pinning(app, files, &[]).await
+}
+
+/// `verify --trusted FILE … --trusted-key KEY …`.
+pub(super) async fn verify_pinning(
+    app: &TestApp,
+    files: &[&std::path::Path],
+    pinned: &[civitas::audit::signature::PublicKey],
+) -> civitas::audit::VerifyReport {
     let mut lines = Vec::new();
     for f in files {
         lines.extend(civitas::audit::anchor::read(f).unwrap());
@@ -111,7 +120,8 @@ async fn verify_trusting_all(
         app.app().settings.audit.checkpoint_interval,
         app.app().clock.now(),
     )
-    .trusting(&lines);
+    .trusting(&lines)
+    .pinning(pinned);
     civitas::audit::verify(&app.app().db, &app.app().keys, &how)
         .await
         .unwrap()
