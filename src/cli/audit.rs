@@ -86,7 +86,7 @@ pub(super) async fn audit(
             for path in &trusted_keys {
                 pinned.extend(read_keys(path)?);
             }
-            let how = crate::audit::Verification::new(settings.audit.checkpoint_interval, now)
+            let how = crate::audit::Verification::new(&settings.audit, now)
                 .trusting(&lines)
                 .pinning(&pinned);
             let report = crate::audit::verify(&db, &keys, &how).await?;

@@ -193,6 +193,9 @@ async fn an_honest_log_through_retention_and_key_rotation_stays_intact(stack: St
     civitas::audit::seal(db).await.unwrap();
     checkpoint(&app).await;
     let exported = app.app().settings.audit.checkpoint_file.clone();
+    // Checkpoint 3 is exported, at the new start: signed before the cutoff
+    // (the one given here, later than the retention period of 730 days: the
+    // signed record's cutoff counts, as after `audit.retention` is raised).
     for r in [verify(&app).await, verify_trusting(&app, &exported).await] {
         assert!(r.is_intact(), "{r:?}");
         assert_eq!(r.entries, 4, "{r:?}");
@@ -242,8 +245,11 @@ async fn an_honest_log_through_retention_and_key_rotation_stays_intact(stack: St
 
 /// Upgrading: checkpoints signed before 0014 (no marker, an hourly
 /// cadence) still verify and hold what they cover to no cadence; a marker
-/// an earlier version moved without signing it is reported, and not signed
-/// by any instance, until the operator accepts it.
+/// an earlier version moved without signing it (leaving the checkpoints of
+/// what it removed) is reported, and neither an instance nor retention
+/// signs over it, until the operator accepts it, which nothing of a later
+/// version forbids here. Retention then removes what those checkpoints
+/// cover, by their signed time.
 async fn checkpoints_and_a_marker_of_earlier_versions_are_taken_over(stack: Stack) {
     let Some((app, clock)) = quiet(stack).await else {
         return;
@@ -251,30 +257,35 @@ async fn checkpoints_and_a_marker_of_earlier_versions_are_taken_over(stack: Stac
     let db = &app.app().db;
     write(&app, 4).await;
     clock.advance(2 * 3_600);
-    let (seq, hash) = (4_i64, super::tamper::hash_at(db, 4).await);
-    let old = app
-        .app()
-        .keys
-        .sign(
-            Alg::ES256,
-            civitas::audit::checkpoint::TYP,
-            &serde_json::json!({"seq": seq, "hash": hash, "iat": clock.now().0}),
+    let signed_at = clock.now();
+    for seq in [1_i64, 4] {
+        let hash = super::tamper::hash_at(db, seq).await;
+        let old = app
+            .app()
+            .keys
+            .sign(
+                Alg::ES256,
+                civitas::audit::checkpoint::TYP,
+                &serde_json::json!({"seq": seq, "hash": hash, "iat": signed_at.0}),
+            )
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, created_at, signature) VALUES ($1, $2, $3, $4)",
         )
+        .bind(seq)
+        .bind(&hash)
+        .bind(signed_at.0)
+        .bind(&old)
+        .execute(db.pool())
+        .await
         .unwrap();
-    sqlx::query(
-        "INSERT INTO audit_checkpoints (seq, hash, created_at, signature) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(seq)
-    .bind(&hash)
-    .bind(clock.now().0)
-    .bind(&old)
-    .execute(db.pool())
-    .await
-    .unwrap();
+    }
+    clock.advance(60);
     let r = verify(&app).await;
     assert!(r.is_intact(), "{r:?}");
-    assert_eq!(r.checkpoints, 1);
-    // Retention as it ran before 0014: the marker moved, nothing signed.
+    assert_eq!(r.checkpoints, 2);
+    // Retention as it ran before 0014: the marker moved, nothing signed,
+    // the checkpoint of entry 1 left behind.
     move_marker(db, 2, None).await;
     super::exec(db, "DELETE FROM audit_log WHERE seq <= 2").await;
     let b = verify(&app).await.broken.expect("an unsigned marker");
@@ -282,6 +293,15 @@ async fn checkpoints_and_a_marker_of_earlier_versions_are_taken_over(stack: Stac
     write(&app, 1).await;
     let refused = civitas::audit::checkpoint::create(db, &app.app().keys, clock.now()).await;
     assert!(refused.is_err(), "{refused:?}");
+    let later = civitas::clock::UnixTime(signed_at.0 + 1);
+    let refused = civitas::audit::retention::prune(db, &app.app().keys, later, clock.now()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(civitas::audit::retention::PruneError::UnsignedMarker(2))
+        ),
+        "{refused:?}"
+    );
     let accepted = civitas::audit::accept::accept(db, &app.app().keys, clock.now())
         .await
         .unwrap()
@@ -292,6 +312,21 @@ async fn checkpoints_and_a_marker_of_earlier_versions_are_taken_over(stack: Stac
     let r = verify(&app).await;
     assert!(r.is_intact(), "{r:?}");
     assert_eq!(r.checkpoints, 2);
+    // Entries 3 and 4 are covered by the checkpoint of that version, signed
+    // before the cutoff; the entries after it are kept.
+    let removed = civitas::audit::retention::prune(db, &app.app().keys, later, clock.now())
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    let r = verify(&app).await;
+    assert!(r.is_intact(), "{r:?}");
+    let left = civitas::audit::checkpoint::list(db).await.unwrap();
+    assert_eq!(
+        left.len(),
+        1,
+        "the checkpoints of removed entries went with them"
+    );
+    assert!(left[0].seq > 4, "{left:?}");
 }
 
 /// Puts the marker on entry `seq` (with its hash, or `hash`), as a forger

@@ -116,12 +116,9 @@ pub(super) async fn verify_pinning(
         lines.extend(civitas::audit::anchor::read(f).unwrap());
     }
     assert!(!lines.is_empty());
-    let how = civitas::audit::Verification::new(
-        app.app().settings.audit.checkpoint_interval,
-        app.app().clock.now(),
-    )
-    .trusting(&lines)
-    .pinning(pinned);
+    let how = civitas::audit::Verification::new(&app.app().settings.audit, app.app().clock.now())
+        .trusting(&lines)
+        .pinning(pinned);
     civitas::audit::verify(&app.app().db, &app.app().keys, &how)
         .await
         .unwrap()
@@ -138,7 +135,7 @@ pub(super) async fn hash_at(db: &Database, seq: i64) -> String {
 
 /// What a forger does: changes entry `at`'s detail, recomputes every hash
 /// from there on, and moves the head's hash along.
-async fn rewrite(db: &Database, at: i64, detail: &str) {
+pub(super) async fn rewrite(db: &Database, at: i64, detail: &str) {
     type Row = (
         i64,
         String,
