@@ -44,9 +44,10 @@ pub(super) enum AuditCommand {
     /// Remove the entries older than `audit.retention` now.
     Prune,
     /// Sign the log as it is now as checked by the operator: entries up to
-    /// the head that no checkpoint covered in time (a crash, a stop) and a
-    /// pruned marker nothing signed are no longer reported. Only after
-    /// checking them (see docs/operations.md).
+    /// the head that no checkpoint covered in time (a crash, a stop) are no
+    /// longer reported, nor a pruned marker nothing signed that a version
+    /// before 0014 left (refused once a later version signed the marker).
+    /// Only after checking them (see docs/operations.md).
     Accept,
 }
 
@@ -175,7 +176,8 @@ pub(super) async fn audit(
                 clock.clone(),
                 key_retention_secs(settings),
             )?;
-            match crate::audit::accept::accept(&db, &keys, now).await? {
+            let exported = &settings.audit.checkpoint_file;
+            match crate::audit::accept::accept(&db, &keys, exported, now).await? {
                 None => println!("the log is empty: nothing to accept"),
                 Some(a) => {
                     if let Some(seq) = a.marker {

@@ -302,10 +302,15 @@ async fn checkpoints_and_a_marker_of_earlier_versions_are_taken_over(stack: Stac
         ),
         "{refused:?}"
     );
-    let accepted = civitas::audit::accept::accept(db, &app.app().keys, clock.now())
-        .await
-        .unwrap()
-        .unwrap();
+    let accepted = civitas::audit::accept::accept(
+        db,
+        &app.app().keys,
+        &app.app().settings.audit.checkpoint_file,
+        clock.now(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(accepted.marker, Some(2));
     assert!(verify(&app).await.is_intact());
     checkpoint(&app).await;

@@ -264,3 +264,37 @@ async fn a_trusted_line_is_checked_only_with_a_key_of_civitas_or_one_the_operato
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("holds no P-256 public key"), "{err}");
 }
+
+/// `audit accept` does not sign a start of the log that was moved after a
+/// version that signs it ran (here, the commands' own checkpoints carry
+/// it): it exits 1 and signs nothing, and `verify` still reports it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_does_not_sign_a_start_of_the_log_moved_after_it_was_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("civitas.db").display());
+    let run = |args: &[&str]| civitas(dir.path(), &url, args);
+    ok(&run(&["keys", "rotate", "--delay", "0"]));
+    ok(&run(&["keys", "rotate", "--delay", "0", "--alg", "ES256"]));
+    let db = Database::connect(&url, &civitas::config::DatabaseSettings::default())
+        .await
+        .unwrap();
+    exec(
+        &db,
+        "UPDATE audit_head SET pruned_seq = 1, pruned_hash = (SELECT hash FROM audit_log WHERE seq = 1) WHERE id = 1",
+    )
+    .await;
+    exec(&db, "DELETE FROM audit_log WHERE seq <= 1").await;
+    db.close().await;
+    let out = run(&["audit", "accept"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("checkpoint 2 in the database"), "{err}");
+    assert!(err.contains("nothing was signed"), "{err}");
+    let out = run(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nothing signed says retention removed them"),
+        "{err}"
+    );
+}

@@ -1,7 +1,7 @@
 //! A writer of the database tries to have what it deleted pass as
 //! legitimate: retention made to remove and sign a prefix it chose, a key
-//! of its own in a line appended to a trusted file (security review,
-//! findings 1 and 2).
+//! of its own in a line appended to a trusted file, the operator's
+//! acceptance of a moved start (security review, findings 1, 2 and 5).
 
 use civitas::audit::retention::{ProofClaims, TYP as PRUNE_TYP};
 use civitas::clock::{Clock as _, UnixTime};
@@ -264,10 +264,94 @@ async fn a_line_appended_with_a_key_of_its_own_vouches_for_nothing(stack: Stack)
     assert!(b.reason.contains("not a key of Civitas"), "{b:?}");
 }
 
+/// Finding 5: after sequence (a), `civitas audit accept`, run as the
+/// message of an upgrade advises, must not sign the moved start: a
+/// checkpoint of version 0014 or later shows the start was signed before.
+async fn the_operator_cannot_accept_a_start_moved_after_it_was_signed(stack: Stack) {
+    let Some((app, clock)) = quiet(stack).await else {
+        return;
+    };
+    let db = &app.app().db;
+    write(&app, 3).await;
+    checkpoint(&app).await;
+    write(&app, 3).await;
+    checkpoint(&app).await;
+    exec(
+        db,
+        "UPDATE audit_head SET pruned_seq = 4, pruned_hash = (SELECT hash FROM audit_log WHERE seq = 4) WHERE id = 1",
+    )
+    .await;
+    exec(db, "DELETE FROM audit_log WHERE seq <= 4").await;
+    let refused = civitas::audit::accept::accept(
+        db,
+        &app.app().keys,
+        &app.app().settings.audit.checkpoint_file,
+        clock.now(),
+    )
+    .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(start(db).await, (4, None), "the start is not signed");
+    assert!(
+        super::since(db, 0)
+            .await
+            .iter()
+            .all(|e| e.fact("action") != Some("audit.accept")),
+        "no acceptance recorded"
+    );
+    assert!(verify(&app).await.broken.is_some());
+    // The checkpoints deleted too: this host's exported ones still show
+    // that a version that signs the start ran.
+    exec(db, "DELETE FROM audit_checkpoints").await;
+    let refused = civitas::audit::accept::accept(
+        db,
+        &app.app().keys,
+        &app.app().settings.audit.checkpoint_file,
+        clock.now(),
+    )
+    .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(start(db).await, (4, None));
+    // A record of a pruning shows it too, without checkpoints or file.
+    let Some((app, clock)) = quiet(stack).await else {
+        return;
+    };
+    let db = &app.app().db;
+    let old = clock.now();
+    write(&app, 3).await;
+    checkpoint(&app).await;
+    clock.advance(86_400);
+    write(&app, 3).await;
+    checkpoint(&app).await;
+    let cutoff = UnixTime(old.0 + 3_600);
+    civitas::audit::retention::prune(db, &app.app().keys, cutoff, clock.now())
+        .await
+        .unwrap();
+    assert_eq!(start(db).await.0, 3);
+    exec(
+        db,
+        "UPDATE audit_head SET pruned_seq = 5, pruned_hash = (SELECT hash FROM audit_log WHERE seq = 5) WHERE id = 1",
+    )
+    .await;
+    exec(db, "DELETE FROM audit_log WHERE seq <= 5").await;
+    exec(db, "DELETE FROM audit_checkpoints").await;
+    std::fs::remove_file(&app.app().settings.audit.checkpoint_file).unwrap();
+    let refused = civitas::audit::accept::accept(
+        db,
+        &app.app().keys,
+        &app.app().settings.audit.checkpoint_file,
+        clock.now(),
+    )
+    .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(start(db).await.0, 5);
+    assert!(verify(&app).await.broken.is_some());
+}
+
 on_both_stacks!(
     retention_removes_nothing_a_recent_checkpoint_covers_however_the_entries_are_dated,
     retention_removes_only_the_chain_an_old_checkpoint_signed,
     retention_signs_no_start_of_the_log_that_nothing_signed,
     a_prefix_removed_within_the_retention_period_is_found_against_its_checkpoints,
     a_line_appended_with_a_key_of_its_own_vouches_for_nothing,
+    the_operator_cannot_accept_a_start_moved_after_it_was_signed,
 );

@@ -413,10 +413,15 @@ async fn entries_left_uncovered_by_a_crash_are_reported_until_the_operator_accep
     checkpoint(&app).await;
     let b = verify(&app).await.broken.expect("not covered in time");
     assert_eq!(b.seq, 4, "{b:?}");
-    let accepted = civitas::audit::accept::accept(db, &app.app().keys, clock.now())
-        .await
-        .unwrap()
-        .unwrap();
+    let accepted = civitas::audit::accept::accept(
+        db,
+        &app.app().keys,
+        &app.app().settings.audit.checkpoint_file,
+        clock.now(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!((accepted.through_seq, accepted.marker), (5, None));
     let e = super::since(db, 5).await;
     assert_eq!(e[0].fact("action"), Some("audit.accept"), "recorded");
