@@ -1,7 +1,9 @@
 //! A writer of the database tries to have what it deleted pass as
 //! legitimate: retention made to remove and sign a prefix it chose, a key
 //! of its own in a line appended to a trusted file, the operator's
-//! acceptance of a moved start (security review, findings 1, 2 and 5).
+//! acceptance of a moved start; and the limit of the database alone, a
+//! tail cut exactly at a checkpointed entry (security review, findings 1,
+//! 2, 4 and 5).
 
 use civitas::audit::retention::{ProofClaims, TYP as PRUNE_TYP};
 use civitas::clock::{Clock as _, UnixTime};
@@ -9,7 +11,7 @@ use civitas::keys::{Alg, KeyManager};
 use civitas::store::Database;
 
 use super::tamper::{checkpoint, hash_at, quiet, rewrite, shipped, verify_trusting, write};
-use super::{exec, verify};
+use super::{exec, head, verify};
 use crate::helpers::{Stack, TestApp};
 use crate::on_both_stacks;
 
@@ -347,6 +349,52 @@ async fn the_operator_cannot_accept_a_start_moved_after_it_was_signed(stack: Sta
     assert!(verify(&app).await.broken.is_some());
 }
 
+/// Finding 4: checkpoints at 3 and 6; the head set back to 3 and what
+/// follows deleted with its checkpoint. To the database alone this is a
+/// shorter log, however long after; the exported checkpoint shows the cut,
+/// and the signer that exported it refuses to sign over it.
+async fn a_tail_cut_exactly_at_a_checkpoint_shows_only_against_the_exported_checkpoints(
+    stack: Stack,
+) {
+    let Some((app, clock)) = quiet(stack).await else {
+        return;
+    };
+    let db = &app.app().db;
+    write(&app, 3).await;
+    checkpoint(&app).await;
+    clock.advance(60);
+    write(&app, 3).await;
+    checkpoint(&app).await;
+    exec(
+        db,
+        "UPDATE audit_head SET seq = 3, hash = (SELECT hash FROM audit_log WHERE seq = 3) WHERE id = 1",
+    )
+    .await;
+    exec(db, "DELETE FROM audit_log WHERE seq > 3").await;
+    exec(db, "DELETE FROM audit_checkpoints WHERE seq > 3").await;
+    clock.advance(3 * 3_600);
+    let r = verify(&app).await;
+    assert!(r.is_intact(), "not guaranteed by the database alone: {r:?}");
+    let b = verify_trusting(&app, &app.app().settings.audit.checkpoint_file)
+        .await
+        .broken
+        .expect("the cut is found");
+    assert_eq!(b.seq, 4, "{b:?}");
+    assert!(b.reason.contains("truncated"), "{b:?}");
+    write(&app, 1).await;
+    assert_eq!(head(db).await, 4);
+    let mut own =
+        civitas::audit::anchor::Anchor::new(app.app().settings.audit.checkpoint_file.clone());
+    let refused = own.checkpoint(db, &app.app().keys, clock.now()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(civitas::audit::checkpoint::CheckpointError::Diverged(6))
+        ),
+        "{refused:?}"
+    );
+}
+
 on_both_stacks!(
     retention_removes_nothing_a_recent_checkpoint_covers_however_the_entries_are_dated,
     retention_removes_only_the_chain_an_old_checkpoint_signed,
@@ -354,4 +402,5 @@ on_both_stacks!(
     a_prefix_removed_within_the_retention_period_is_found_against_its_checkpoints,
     a_line_appended_with_a_key_of_its_own_vouches_for_nothing,
     the_operator_cannot_accept_a_start_moved_after_it_was_signed,
+    a_tail_cut_exactly_at_a_checkpoint_shows_only_against_the_exported_checkpoints,
 );
