@@ -118,9 +118,10 @@ pub async fn accept(
                 iat: now.0,
             },
         )?;
-        // Only the marker that was read.
+        // Only the marker that was read, still without a record.
         sqlx::query(
-            "UPDATE audit_head SET pruned_proof = $1 WHERE id = 1 AND pruned_seq = $2 AND pruned_hash = $3",
+            "UPDATE audit_head SET pruned_proof = $1 \
+             WHERE id = 1 AND pruned_seq = $2 AND pruned_hash = $3 AND pruned_proof IS NULL",
         )
         .bind(&proof)
         .bind(marker.seq)
