@@ -325,6 +325,7 @@ async fn audit_upkeep(
             match crate::audit::retention::prune(&app.db, &app.keys, cutoff, now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(entries = n, "audit entries past retention removed"),
+                Err(e) if e.is_refusal() => tracing::error!(error = %e, "audit retention refused"),
                 Err(e) => tracing::warn!(error = %e, "audit retention could not run"),
             }
         }

@@ -7,9 +7,10 @@
 //! shipped off the host (the operator ships the file). So the instance whose row was stored appends every
 //! checkpoint it signs as one JSON line to `audit.checkpoint_file` (opened
 //! in append mode, synced to disk before the next round) and logs it at
-//! `info`. A line carries the JWS, a readable copy of its claims and the
-//! signing key's public JWK, so that it can be checked after the key left
-//! the keys directory. A line that could not be written is kept in memory
+//! `info`. A line carries the JWS, a readable copy of its claims and of
+//! the signing key's public JWK; only the JWS is checked, and only with the
+//! keys of Civitas ([`super::signature`]): a key a line carries vouches for
+//! nothing. A line that could not be written is kept in memory
 //! and written at the next round. A signer continues from the last line it
 //! exported, and signs nothing over a chain that no longer holds it.
 
@@ -42,7 +43,7 @@ pub struct Line {
     pub iat: i64,
     /// The key that signed it.
     pub kid: String,
-    /// That key's public JWK.
+    /// A copy of that key's public JWK, for reading: never used to check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwk: Option<Map<String, Value>>,
     /// The checkpoint itself (what is checked; the rest is a readable copy).

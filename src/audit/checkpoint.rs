@@ -139,7 +139,7 @@ pub fn check(ring: &mut KeyRing<'_>, cp: &Checkpoint) -> Check {
     }
 }
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<Checkpoint, StoreError> {
+pub(super) fn from_row(r: &sqlx::any::AnyRow) -> Result<Checkpoint, StoreError> {
     Ok(Checkpoint {
         seq: r.try_get("seq")?,
         hash: r.try_get("hash")?,
@@ -234,12 +234,10 @@ pub async fn create(
         return Ok(None);
     }
     let mut ring = KeyRing::new(keys);
-    if !marker.is_genesis()
-        && !proof
-            .as_deref()
-            .is_some_and(|p| super::retention::proof_names(&mut ring, p, &marker))
-        && !newest_signs(db, &mut ring, &marker).await?
-    {
+    let mut conn = db.pool().acquire().await.map_err(StoreError::from)?;
+    let accounted = accounted_for(&mut conn, &mut ring, &marker, proof.as_deref()).await?;
+    drop(conn);
+    if !accounted {
         return Err(CheckpointError::UnsignedMarker(marker.seq));
     }
     let claims = Claims {
@@ -280,16 +278,33 @@ pub async fn create(
     }))
 }
 
+/// Is `marker` accounted for: nothing pruned, or the signed record of a
+/// pruning (`proof`) or the newest checkpoint names it? The signer of
+/// checkpoints and retention sign nothing over a marker that is not.
+///
+/// # Errors
+/// If the database fails.
+pub(super) async fn accounted_for(
+    conn: &mut sqlx::AnyConnection,
+    ring: &mut KeyRing<'_>,
+    marker: &Marker,
+    proof: Option<&str>,
+) -> Result<bool, StoreError> {
+    Ok(marker.is_genesis()
+        || proof.is_some_and(|p| super::retention::record_of(ring, p, marker).is_some())
+        || newest_signs(conn, ring, marker).await?)
+}
+
 /// Does the newest checkpoint sign `marker`?
 async fn newest_signs(
-    db: &Database,
+    conn: &mut sqlx::AnyConnection,
     ring: &mut KeyRing<'_>,
     marker: &Marker,
 ) -> Result<bool, StoreError> {
     let row = sqlx::query(
         "SELECT seq, hash, created_at, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
     )
-    .fetch_optional(db.pool())
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
         return Ok(false);

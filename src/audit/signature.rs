@@ -1,14 +1,17 @@
 //! Checking what Civitas signed for its audit trail (checkpoints, records
-//! of pruning) against every key it ever had, not only the published ones.
+//! of pruning, acceptances) against every key it ever had, not only the
+//! published ones, and against nothing else.
 //!
 //! A token is valid only under a published key ([`KeyManager::verify`]);
 //! an audit signature must stay checkable for as long as the entries it
 //! covers are kept, long after its key stopped being published. The
 //! [`KeyRing`] therefore finds a key among the published ones, then in the
-//! keys directory (Civitas never deletes a key file), then among the public
-//! keys that exported checkpoint files carry, each accepted only if it is
-//! the key its kid names (the RFC 7638 thumbprint). All audit signatures
-//! are ES256.
+//! keys directory (Civitas never deletes a key file), then among the keys
+//! the operator pins ([`KeyRing::pin`], `verify --trusted-key`). A key that
+//! a line of a trusted file carries is never one of them: anyone who can
+//! append a line could append a key of their own. All audit signatures are
+//! ES256; keys are named by their RFC 7638 thumbprint, as Civitas names
+//! its keys.
 
 use std::collections::HashMap;
 
@@ -22,18 +25,59 @@ use crate::keys::KeyManager;
 /// Why a signature is not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SigError {
-    /// Signed by a key that is neither published, nor in the keys
-    /// directory, nor in a trusted file: cannot be checked.
+    /// Signed by a key that is neither in the keys directory nor pinned by
+    /// the operator: cannot be checked.
     UnknownKey(String),
     /// Not a valid ES256 signature of the expected type.
     Invalid(&'static str),
 }
 
-/// The keys audit signatures are checked with.
+/// A P-256 public key the operator pins, named by its RFC 7638 thumbprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    kid: String,
+    point: Vec<u8>,
+}
+
+impl PublicKey {
+    /// The key of a P-256 public JWK (its `kid` member, if any, is not
+    /// used: the thumbprint names it).
+    #[must_use]
+    pub fn from_jwk(jwk: &Map<String, Value>) -> Option<Self> {
+        es256_key(jwk).map(|(kid, point)| Self { kid, point })
+    }
+
+    /// The P-256 public keys of a JWK or of a JWK Set (`{"keys": […]}`);
+    /// the other keys of a set are skipped.
+    #[must_use]
+    pub fn all_in(json: &Value) -> Vec<Self> {
+        match json.get("keys").and_then(Value::as_array) {
+            Some(set) => set
+                .iter()
+                .filter_map(Value::as_object)
+                .filter_map(Self::from_jwk)
+                .collect(),
+            None => json
+                .as_object()
+                .and_then(Self::from_jwk)
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// Its thumbprint.
+    #[must_use]
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+}
+
+/// The keys audit signatures are checked with: the keys directory's, and
+/// the ones the operator pins.
 pub struct KeyRing<'a> {
     keys: &'a KeyManager,
     /// Uncompressed P-256 points by kid, from the keys directory (`None`:
-    /// not there) or from trusted files.
+    /// not there) or pinned.
     points: HashMap<String, Option<Vec<u8>>>,
 }
 
@@ -55,14 +99,10 @@ impl<'a> KeyRing<'a> {
         }
     }
 
-    /// Adds a public key carried by a trusted file; returns its kid.
-    ///
-    /// # Errors
-    /// If it is not a P-256 public key.
-    pub fn add(&mut self, jwk: &Map<String, Value>) -> Result<String, SigError> {
-        let (kid, point) = es256_key(jwk).ok_or(SigError::Invalid("not a P-256 public key"))?;
-        self.points.entry(kid.clone()).or_insert(Some(point));
-        Ok(kid)
+    /// Also checks with `key`, which the operator vouches for (a key of
+    /// Civitas whose files are gone, kept from its published JWKS).
+    pub fn pin(&mut self, key: &PublicKey) {
+        self.points.insert(key.kid.clone(), Some(key.point.clone()));
     }
 
     /// The public JWK of `kid` from the keys directory, to export beside
@@ -169,7 +209,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_key_from_a_file_is_named_by_its_thumbprint_and_must_be_p256() {
+    fn a_pinned_key_is_named_by_its_thumbprint_and_must_be_p256() {
         // The P-256 key of RFC 7515 A.3; its thumbprint computed apart
         // (Python: SHA-256 of the RFC 7638 canonical JSON, base64url).
         let jwk: Map<String, Value> = serde_json::from_str(
@@ -184,6 +224,13 @@ mod tests {
         assert!(es256_key(&other).is_none());
         other.insert("kty".into(), "RSA".into());
         assert!(es256_key(&other).is_none());
+        // A JWK, or the P-256 keys of a set.
+        let one = PublicKey::all_in(&Value::Object(jwk.clone()));
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].kid(), kid);
+        let set = serde_json::json!({"keys": [other, jwk]});
+        assert_eq!(PublicKey::all_in(&set), one);
+        assert!(PublicKey::all_in(&serde_json::json!({"keys": []})).is_empty());
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //! was cut. The check reports the first definite break (the lowest entry
 //! where the log is provably not what was written); a missing checkpoint
 //! ([`Verification::window`]) is reported only if there is none.
+//!
+//! Signatures are checked with Civitas's keys (the keys directory) and the
+//! ones the operator pins ([`Verification::pinning`]), never with a key a
+//! trusted file carries ([`super::signature`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -18,8 +22,9 @@ use sqlx::Row as _;
 use super::anchor::Trusted;
 use super::chain::Sealed;
 use super::checkpoint::{self, Check, Checkpoint, Claims, Marker};
-use super::signature::{KeyRing, SigError};
+use super::signature::{KeyRing, PublicKey, SigError};
 use crate::clock::UnixTime;
+use crate::config::AuditSettings;
 use crate::keys::KeyManager;
 use crate::store::{Database, StoreError};
 
@@ -35,20 +40,27 @@ pub const SLACK_SECS: i64 = 30;
 pub struct Verification<'a> {
     /// `audit.checkpoint_interval`.
     pub interval: Duration,
+    /// `audit.retention`.
+    pub retention: Duration,
     /// Now, by the caller's clock.
     pub now: UnixTime,
     /// Checkpoints read from exported files (`--trusted`).
     pub trusted: &'a [Trusted],
+    /// Public keys the operator vouches for (`--trusted-key`).
+    pub pinned: &'a [PublicKey],
 }
 
 impl<'a> Verification<'a> {
-    /// Against the database alone.
+    /// Against the database alone, with the instances' `[audit]` settings
+    /// (the interval and the retention must be theirs).
     #[must_use]
-    pub fn new(interval: Duration, now: UnixTime) -> Self {
+    pub fn new(settings: &AuditSettings, now: UnixTime) -> Self {
         Self {
-            interval,
+            interval: settings.checkpoint_interval,
+            retention: settings.retention,
             now,
             trusted: &[],
+            pinned: &[],
         }
     }
 
@@ -56,6 +68,14 @@ impl<'a> Verification<'a> {
     #[must_use]
     pub fn trusting(mut self, trusted: &'a [Trusted]) -> Self {
         self.trusted = trusted;
+        self
+    }
+
+    /// Also with the keys `pinned`, for signatures anywhere (the database's
+    /// and the files'): keys of Civitas whose files are gone.
+    #[must_use]
+    pub fn pinning(mut self, pinned: &'a [PublicKey]) -> Self {
+        self.pinned = pinned;
         self
     }
 
@@ -240,6 +260,42 @@ impl Coverage {
     }
 }
 
+/// Checkpoints at or below the pruned marker cover entries retention
+/// removed. Retention removes only entries covered by a checkpoint signed
+/// before its cutoff (the retention period before it ran), so one of 0014
+/// on (it signs a marker) signed since `since` covers entries removed
+/// before retention could remove them. `since` is the later of now less
+/// `audit.retention` and the cutoff of the signed record of the pruning
+/// (when it names the marker: it was the retention period then, which a
+/// longer setting since does not change), plus [`SLACK_SECS`] for the
+/// clocks of instances. Checkpoints of earlier versions (no marker) were
+/// left below it by their retention; they are not held to this. Reported
+/// only for a marker something signed: an unsigned one is reported itself.
+#[derive(Debug)]
+struct RemovedEarly {
+    marker: i64,
+    since: i64,
+    first: Option<Broken>,
+}
+
+impl RemovedEarly {
+    fn see(&mut self, c: &Claims, what: &str) {
+        if c.seq <= self.marker
+            && c.marker().is_some()
+            && c.iat >= self.since
+            && self.first.as_ref().is_none_or(|b| c.seq < b.seq)
+        {
+            self.first = Some(Broken {
+                seq: c.seq,
+                reason: format!(
+                    "entry {} was removed, but {what}, which covers it, was signed at {}, within the retention period (after {}): retention removes only entries covered by a checkpoint older than that (entries were deleted)",
+                    c.seq, c.iat, self.since
+                ),
+            });
+        }
+    }
+}
+
 /// The pruned marker, and whether something signed names it.
 #[derive(Debug)]
 struct MarkerCheck {
@@ -272,7 +328,12 @@ impl MarkerCheck {
         }
     }
 
-    fn finish(&self, found: &mut Findings) {
+    fn finish(&self, early: RemovedEarly, found: &mut Findings) {
+        if self.signed
+            && let Some(b) = early.first
+        {
+            found.definite(b.seq, b.reason);
+        }
         if !self.marker.is_genesis() && !self.signed {
             found.definite(
                 self.marker.seq,
@@ -319,23 +380,22 @@ fn check_trusted<'t>(
     trusted: &'t [Trusted],
     found: &mut Findings,
 ) -> Vec<(Claims, &'t str)> {
-    for t in trusted {
-        if let Some(jwk) = &t.line.jwk
-            && ring.add(jwk).ok().as_deref() != Some(t.line.kid.as_str())
-        {
-            found.definite(
-                t.line.seq,
-                format!("{}: its key is not the one its kid names", t.source),
-            );
-        }
-    }
     let mut ok: Vec<(Claims, &str)> = Vec::new();
     for t in trusted {
         let src = t.source.as_str();
+        // The line's copy of its key is never used to check anything.
+        if let Some(jwk) = &t.line.jwk
+            && PublicKey::from_jwk(jwk).as_ref().map(PublicKey::kid) != Some(t.line.kid.as_str())
+        {
+            found.definite(
+                t.line.seq,
+                format!("{src}: the key it carries is not the one its kid names"),
+            );
+        }
         match ring.verify(&t.line.jws, checkpoint::TYP) {
             Err(SigError::UnknownKey(kid)) => found.definite(
                 t.line.seq,
-                format!("{src}: signed by key {kid}, which neither the line nor the keys directory holds: it cannot be checked"),
+                format!("{src}: signed by key {kid}, which is not a key of Civitas (not in the keys directory, nor pinned with --trusted-key): a forged line, or one whose key's files are gone (pin that key)"),
             ),
             Err(SigError::Invalid(why)) => found.definite(
                 t.line.seq,
@@ -373,12 +433,20 @@ fn check_trusted<'t>(
     ok
 }
 
+/// Does `cp` say it signs a pruned marker (version 0014 on)? Unchecked.
+fn signs_a_marker(cp: &Checkpoint) -> bool {
+    super::signature::decode(&cp.signature).is_some_and(|(_, c)| c.get("pruned_seq").is_some())
+}
+
 async fn verify_once(
     db: &Database,
     keys: &KeyManager,
     how: &Verification<'_>,
 ) -> Result<(VerifyReport, i64), StoreError> {
     let mut ring = KeyRing::new(keys);
+    for k in how.pinned {
+        ring.pin(k);
+    }
     let mut found = Findings::default();
     let trusted = check_trusted(&mut ring, how.trusted, &mut found);
     // Checkpoints first, then the head: see the module's documentation.
@@ -412,12 +480,19 @@ async fn verify_once(
         unsealed: unsealed.unsigned_abs(),
         broken: None,
     };
+    let record = proof
+        .as_deref()
+        .and_then(|p| super::retention::record_of(&mut ring, p, &pruned));
     let mut marker = MarkerCheck {
-        signed: pruned.is_genesis()
-            || proof
-                .as_deref()
-                .is_some_and(|p| super::retention::proof_names(&mut ring, p, &pruned)),
+        signed: pruned.is_genesis() || record.is_some(),
         marker: pruned.clone(),
+    };
+    let keep = i64::try_from(how.retention.as_secs()).unwrap_or(i64::MAX / 4);
+    let mut early = RemovedEarly {
+        marker: pruned.seq,
+        since: (how.now.0 - keep).max(record.and_then(|r| r.cutoff).unwrap_or(i64::MIN))
+            + SLACK_SECS,
+        first: None,
     };
     let mut trusted_at: HashMap<i64, Vec<(&Claims, &str)>> = HashMap::new();
     for (c, src) in &trusted {
@@ -430,35 +505,42 @@ async fn verify_once(
                     c.seq
                 ),
             );
-        } else if c.seq == pruned.seq && c.hash != pruned.hash {
-            found.definite(
-                pruned.seq,
-                format!("the pruned marker's hash is not the one exported to {src}"),
-            );
         } else if c.seq > pruned.seq {
             trusted_at.entry(c.seq).or_default().push((c, src));
+        } else {
+            early.see(c, &format!("the checkpoint exported to {src}"));
+            if c.seq == pruned.seq && c.hash != pruned.hash {
+                found.definite(
+                    pruned.seq,
+                    format!("the pruned marker's hash is not the one exported to {src}"),
+                );
+            }
         }
     }
     let mut cps = Cursor {
         db,
-        after: pruned.seq - 1,
+        after: i64::MIN,
         upto: cp_upto.unwrap_or(i64::MIN),
         buf: VecDeque::new(),
         done: cp_upto.is_none(),
     };
-    // A checkpoint on the last removed entry signs the marker's hash.
+    // Checkpoints of removed entries: one on the last signs the marker's
+    // hash; none of 0014 on may be from the retention period.
     while let Some(cp) = cps.next_upto(pruned.seq).await? {
+        let below = cp.seq < pruned.seq;
+        if below && !signs_a_marker(&cp) {
+            continue;
+        }
         match checkpoint::check(&mut ring, &cp) {
-            Check::Valid(c) if c.hash == pruned.hash => {
-                marker.see(&c, "its checkpoint", &mut found)
+            Check::Valid(c) if below || c.hash == pruned.hash => {
+                early.see(&c, &format!("checkpoint {}", cp.seq));
+                marker.see(&c, &format!("checkpoint {}", cp.seq), &mut found);
             }
             Check::Valid(_) => found.definite(
                 pruned.seq,
                 "the pruned marker's hash is not the one its checkpoint signed".into(),
             ),
-            Check::Invalid(why) => {
-                found.definite(pruned.seq, format!("checkpoint is forged: {why}"))
-            }
+            Check::Invalid(why) => found.definite(cp.seq, format!("checkpoint is forged: {why}")),
             Check::UnknownKey => report.unverifiable_checkpoints += 1,
         }
     }
@@ -593,7 +675,7 @@ async fn verify_once(
             );
         }
     }
-    marker.finish(&mut found);
+    marker.finish(early, &mut found);
     report.broken = found.first();
     Ok((report, pruned.seq))
 }

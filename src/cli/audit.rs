@@ -22,6 +22,13 @@ pub(super) enum AuditCommand {
         /// JSON log lines); repeatable.
         #[arg(long = "trusted", value_name = "FILE")]
         trusted: Vec<PathBuf>,
+        /// Also check signatures with the public key in this file (a JWK, or
+        /// a JWK Set such as Civitas's published JWKS, whose P-256 keys are
+        /// taken): a key of Civitas whose files left the keys directory.
+        /// Only keys of the keys directory and these check anything; the key
+        /// a line of a trusted file carries never does. Repeatable.
+        #[arg(long = "trusted-key", value_name = "FILE")]
+        trusted_keys: Vec<PathBuf>,
     },
     /// Write the entries as JSON Lines, oldest first.
     Export {
@@ -37,9 +44,10 @@ pub(super) enum AuditCommand {
     /// Remove the entries older than `audit.retention` now.
     Prune,
     /// Sign the log as it is now as checked by the operator: entries up to
-    /// the head that no checkpoint covered in time (a crash, a stop) and a
-    /// pruned marker nothing signed are no longer reported. Only after
-    /// checking them (see docs/operations.md).
+    /// the head that no checkpoint covered in time (a crash, a stop) are no
+    /// longer reported, nor a pruned marker nothing signed that a version
+    /// before 0014 left (refused once a later version signed the marker).
+    /// Only after checking them (see docs/operations.md).
     Accept,
 }
 
@@ -58,7 +66,10 @@ pub(super) async fn audit(
         eprintln!("{sealed} entries written since the last seal were sealed");
     }
     match command {
-        AuditCommand::Verify { trusted } => {
+        AuditCommand::Verify {
+            trusted,
+            trusted_keys,
+        } => {
             let keys = KeyManager::open(
                 &settings.keys_dir,
                 clock.clone(),
@@ -72,8 +83,13 @@ pub(super) async fn audit(
                 }
                 lines.extend(read);
             }
-            let how = crate::audit::Verification::new(settings.audit.checkpoint_interval, now)
-                .trusting(&lines);
+            let mut pinned = Vec::new();
+            for path in &trusted_keys {
+                pinned.extend(read_keys(path)?);
+            }
+            let how = crate::audit::Verification::new(&settings.audit, now)
+                .trusting(&lines)
+                .pinning(&pinned);
             let report = crate::audit::verify(&db, &keys, &how).await?;
             println!(
                 "{} entries, {} signed checkpoints checked ({} signed by keys not at hand), {} exported checkpoints checked; {} written meanwhile, not yet sealed",
@@ -160,7 +176,8 @@ pub(super) async fn audit(
                 clock.clone(),
                 key_retention_secs(settings),
             )?;
-            match crate::audit::accept::accept(&db, &keys, now).await? {
+            let exported = &settings.audit.checkpoint_file;
+            match crate::audit::accept::accept(&db, &keys, exported, now).await? {
                 None => println!("the log is empty: nothing to accept"),
                 Some(a) => {
                     if let Some(seq) = a.marker {
@@ -172,6 +189,18 @@ pub(super) async fn audit(
             Ok(())
         }
     }
+}
+
+/// The P-256 public keys of the JWK or JWK Set in `path`.
+fn read_keys(path: &std::path::Path) -> Result<Vec<crate::audit::signature::PublicKey>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|_| format!("{}: not a JWK or a JWK Set", path.display()))?;
+    let keys = crate::audit::signature::PublicKey::all_in(&json);
+    if keys.is_empty() {
+        return Err(format!("{}: holds no P-256 public key", path.display()));
+    }
+    Ok(keys)
 }
 
 /// After a command that may have written audit entries: seals them and

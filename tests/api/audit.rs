@@ -19,6 +19,7 @@ use crate::rp::{hidden, param, redirect_params};
 mod anchoring;
 mod cli;
 mod keeping;
+mod laundering;
 mod tamper;
 
 /// The chain's last sequence number, once what was written is sealed.
@@ -62,10 +63,7 @@ type Row = (
 
 /// `verify` as `civitas audit verify` runs it, against the database alone.
 pub async fn verify(app: &TestApp) -> civitas::audit::VerifyReport {
-    let how = civitas::audit::Verification::new(
-        app.app().settings.audit.checkpoint_interval,
-        app.app().clock.now(),
-    );
+    let how = civitas::audit::Verification::new(&app.app().settings.audit, app.app().clock.now());
     civitas::audit::verify(&app.app().db, &app.app().keys, &how)
         .await
         .unwrap()

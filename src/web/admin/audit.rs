@@ -106,8 +106,7 @@ pub(super) async fn verify(
     admin: Admin,
 ) -> Result<Response, ApiError> {
     crate::audit::seal(&app.db).await?;
-    let how =
-        crate::audit::Verification::new(app.settings.audit.checkpoint_interval, app.clock.now());
+    let how = crate::audit::Verification::new(&app.settings.audit, app.clock.now());
     let report = crate::audit::verify(&app.db, &app.keys, &how).await?;
     admin
         .note(

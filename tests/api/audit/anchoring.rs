@@ -12,7 +12,7 @@ use civitas::clock::{Clock as _, SharedClock, SystemClock};
 use civitas::keys::{Alg, KeyManager};
 use civitas::store::Database;
 
-use super::tamper::{QUIET, checkpoint, quiet, verify_trusting, write};
+use super::tamper::{QUIET, checkpoint, quiet, verify_pinning, verify_trusting, write};
 use super::verify;
 use crate::helpers::{Stack, TestEnv};
 use crate::on_both_stacks;
@@ -153,8 +153,8 @@ async fn verification_stays_intact_while_instances_seal_and_sign(stack: Stack) {
 /// Retention removes a prefix (its signed record accounts for the moved
 /// marker), and the keys rotate until the first key is no longer published:
 /// the checkpoints it signed are still checked, with its file in the keys
-/// directory or, once that is gone, with the public key exported beside
-/// them.
+/// directory or, once that is gone, with its public key pinned by the
+/// operator; never with the copy a line carries.
 async fn an_honest_log_through_retention_and_key_rotation_stays_intact(stack: Stack) {
     let Some((app, clock)) = quiet(stack).await else {
         return;
@@ -193,6 +193,9 @@ async fn an_honest_log_through_retention_and_key_rotation_stays_intact(stack: St
     civitas::audit::seal(db).await.unwrap();
     checkpoint(&app).await;
     let exported = app.app().settings.audit.checkpoint_file.clone();
+    // Checkpoint 3 is exported, at the new start: signed before the cutoff
+    // (the one given here, later than the retention period of 730 days: the
+    // signed record's cutoff counts, as after `audit.retention` is raised).
     for r in [verify(&app).await, verify_trusting(&app, &exported).await] {
         assert!(r.is_intact(), "{r:?}");
         assert_eq!(r.entries, 4, "{r:?}");
@@ -214,12 +217,24 @@ async fn an_honest_log_through_retention_and_key_rotation_stays_intact(stack: St
     move_marker(db, seq, Some(hash)).await;
     assert!(verify(&app).await.is_intact());
 
-    // The first key's files gone: what it signed is checked with the key
-    // exported beside it, and covers nothing without it.
+    // The first key's files gone: the lines it signed are reported, though
+    // each carries that key, and pass with the key pinned (as the operator
+    // kept it, from the published JWKS); without, what it signed in the
+    // database covers nothing.
+    let pinned = civitas::audit::signature::PublicKey::from_jwk(
+        &app.app().keys.public_jwk(&old_kid).unwrap().unwrap(),
+    )
+    .unwrap();
     for ext in ["pem", "json"] {
         std::fs::remove_file(app.env.keys_dir().join(format!("{old_kid}.{ext}"))).unwrap();
     }
-    let r = verify_trusting(&app, &exported).await;
+    let b = verify_trusting(&app, &exported)
+        .await
+        .broken
+        .expect("lines of a key that is no longer at hand");
+    assert_eq!(b.seq, 3, "{b:?}");
+    assert!(b.reason.contains("not a key of Civitas"), "{b:?}");
+    let r = verify_pinning(&app, &[&exported], &[pinned]).await;
     assert!(r.is_intact(), "{r:?}");
     assert_eq!(r.unverifiable_checkpoints, 0, "{r:?}");
     let r = verify(&app).await;
@@ -230,8 +245,11 @@ async fn an_honest_log_through_retention_and_key_rotation_stays_intact(stack: St
 
 /// Upgrading: checkpoints signed before 0014 (no marker, an hourly
 /// cadence) still verify and hold what they cover to no cadence; a marker
-/// an earlier version moved without signing it is reported, and not signed
-/// by any instance, until the operator accepts it.
+/// an earlier version moved without signing it (leaving the checkpoints of
+/// what it removed) is reported, and neither an instance nor retention
+/// signs over it, until the operator accepts it, which nothing of a later
+/// version forbids here. Retention then removes what those checkpoints
+/// cover, by their signed time.
 async fn checkpoints_and_a_marker_of_earlier_versions_are_taken_over(stack: Stack) {
     let Some((app, clock)) = quiet(stack).await else {
         return;
@@ -239,30 +257,35 @@ async fn checkpoints_and_a_marker_of_earlier_versions_are_taken_over(stack: Stac
     let db = &app.app().db;
     write(&app, 4).await;
     clock.advance(2 * 3_600);
-    let (seq, hash) = (4_i64, super::tamper::hash_at(db, 4).await);
-    let old = app
-        .app()
-        .keys
-        .sign(
-            Alg::ES256,
-            civitas::audit::checkpoint::TYP,
-            &serde_json::json!({"seq": seq, "hash": hash, "iat": clock.now().0}),
+    let signed_at = clock.now();
+    for seq in [1_i64, 4] {
+        let hash = super::tamper::hash_at(db, seq).await;
+        let old = app
+            .app()
+            .keys
+            .sign(
+                Alg::ES256,
+                civitas::audit::checkpoint::TYP,
+                &serde_json::json!({"seq": seq, "hash": hash, "iat": signed_at.0}),
+            )
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, created_at, signature) VALUES ($1, $2, $3, $4)",
         )
+        .bind(seq)
+        .bind(&hash)
+        .bind(signed_at.0)
+        .bind(&old)
+        .execute(db.pool())
+        .await
         .unwrap();
-    sqlx::query(
-        "INSERT INTO audit_checkpoints (seq, hash, created_at, signature) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(seq)
-    .bind(&hash)
-    .bind(clock.now().0)
-    .bind(&old)
-    .execute(db.pool())
-    .await
-    .unwrap();
+    }
+    clock.advance(60);
     let r = verify(&app).await;
     assert!(r.is_intact(), "{r:?}");
-    assert_eq!(r.checkpoints, 1);
-    // Retention as it ran before 0014: the marker moved, nothing signed.
+    assert_eq!(r.checkpoints, 2);
+    // Retention as it ran before 0014: the marker moved, nothing signed,
+    // the checkpoint of entry 1 left behind.
     move_marker(db, 2, None).await;
     super::exec(db, "DELETE FROM audit_log WHERE seq <= 2").await;
     let b = verify(&app).await.broken.expect("an unsigned marker");
@@ -270,16 +293,45 @@ async fn checkpoints_and_a_marker_of_earlier_versions_are_taken_over(stack: Stac
     write(&app, 1).await;
     let refused = civitas::audit::checkpoint::create(db, &app.app().keys, clock.now()).await;
     assert!(refused.is_err(), "{refused:?}");
-    let accepted = civitas::audit::accept::accept(db, &app.app().keys, clock.now())
-        .await
-        .unwrap()
-        .unwrap();
+    let later = civitas::clock::UnixTime(signed_at.0 + 1);
+    let refused = civitas::audit::retention::prune(db, &app.app().keys, later, clock.now()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(civitas::audit::retention::PruneError::UnsignedMarker(2))
+        ),
+        "{refused:?}"
+    );
+    let accepted = civitas::audit::accept::accept(
+        db,
+        &app.app().keys,
+        &app.app().settings.audit.checkpoint_file,
+        clock.now(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(accepted.marker, Some(2));
     assert!(verify(&app).await.is_intact());
     checkpoint(&app).await;
     let r = verify(&app).await;
     assert!(r.is_intact(), "{r:?}");
     assert_eq!(r.checkpoints, 2);
+    // Entries 3 and 4 are covered by the checkpoint of that version, signed
+    // before the cutoff; the entries after it are kept.
+    let removed = civitas::audit::retention::prune(db, &app.app().keys, later, clock.now())
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    let r = verify(&app).await;
+    assert!(r.is_intact(), "{r:?}");
+    let left = civitas::audit::checkpoint::list(db).await.unwrap();
+    assert_eq!(
+        left.len(),
+        1,
+        "the checkpoints of removed entries went with them"
+    );
+    assert!(left[0].seq > 4, "{left:?}");
 }
 
 /// Puts the marker on entry `seq` (with its hash, or `hash`), as a forger

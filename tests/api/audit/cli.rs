@@ -190,3 +190,111 @@ async fn json_log_lines_of_checkpoints_serve_as_trusted_checkpoints() {
         "{err}"
     );
 }
+
+/// `verify --trusted` checks a line only with a key of Civitas (the keys
+/// directory) or one the operator pins with `--trusted-key` (a JWK, or the
+/// JWKS Civitas published), never with the key the line carries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_line_is_checked_only_with_a_key_of_civitas_or_one_the_operator_pins() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("civitas.db").display());
+    let run = |args: &[&str]| civitas(dir.path(), &url, args);
+    ok(&run(&["keys", "rotate", "--delay", "0"]));
+    ok(&run(&["keys", "rotate", "--delay", "0", "--alg", "ES256"]));
+    let file = dir.path().join("data/audit-checkpoints.jsonl");
+    let lines: Vec<Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = lines[0]["kid"].as_str().unwrap().to_owned();
+    assert_ne!(
+        lines[1]["kid"], first,
+        "the second was signed by the new key"
+    );
+    // What the operator kept: the JWKS Civitas published.
+    let keys = civitas::keys::KeyManager::open(
+        &dir.path().join("keys"),
+        std::sync::Arc::new(civitas::clock::SystemClock),
+        86_400,
+    )
+    .unwrap();
+    let jwks: Value = serde_json::from_slice(&keys.jwks()).unwrap();
+    std::fs::write(dir.path().join("jwks.json"), jwks.to_string()).unwrap();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == first.as_str())
+        .unwrap();
+    std::fs::write(dir.path().join("first.jwk"), jwk.to_string()).unwrap();
+    let rsa: Vec<&Value> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["kty"] == "RSA")
+        .collect();
+    std::fs::write(
+        dir.path().join("rsa.json"),
+        serde_json::json!({ "keys": rsa }).to_string(),
+    )
+    .unwrap();
+    for ext in ["pem", "json"] {
+        std::fs::remove_file(dir.path().join(format!("keys/{first}.{ext}"))).unwrap();
+    }
+    let trusted = [
+        "audit",
+        "verify",
+        "--trusted",
+        "data/audit-checkpoints.jsonl",
+    ];
+    let out = run(&trusted);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken at entry 1"), "{err}");
+    assert!(err.contains("audit-checkpoints.jsonl:1"), "{err}");
+    assert!(err.contains("not a key of Civitas"), "{err}");
+    for pin in ["jwks.json", "first.jwk"] {
+        let out = ok(&run(&[&trusted[..], &["--trusted-key", pin]].concat()));
+        assert!(out.contains("intact"), "{out}");
+        assert!(out.contains("(0 signed by keys not at hand)"), "{out}");
+    }
+    let out = run(&[&trusted[..], &["--trusted-key", "rsa.json"]].concat());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds no P-256 public key"), "{err}");
+}
+
+/// `audit accept` does not sign a start of the log that was moved after a
+/// version that signs it ran (here, the commands' own checkpoints carry
+/// it): it exits 1 and signs nothing, and `verify` still reports it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_does_not_sign_a_start_of_the_log_moved_after_it_was_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("civitas.db").display());
+    let run = |args: &[&str]| civitas(dir.path(), &url, args);
+    ok(&run(&["keys", "rotate", "--delay", "0"]));
+    ok(&run(&["keys", "rotate", "--delay", "0", "--alg", "ES256"]));
+    let db = Database::connect(&url, &civitas::config::DatabaseSettings::default())
+        .await
+        .unwrap();
+    exec(
+        &db,
+        "UPDATE audit_head SET pruned_seq = 1, pruned_hash = (SELECT hash FROM audit_log WHERE seq = 1) WHERE id = 1",
+    )
+    .await;
+    exec(&db, "DELETE FROM audit_log WHERE seq <= 1").await;
+    db.close().await;
+    let out = run(&["audit", "accept"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("checkpoint 2 in the database"), "{err}");
+    assert!(err.contains("nothing was signed"), "{err}");
+    let out = run(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nothing signed says retention removed them"),
+        "{err}"
+    );
+}

@@ -102,16 +102,23 @@ async fn verify_trusting_all(
     app: &TestApp,
     files: &[&std::path::Path],
 ) -> civitas::audit::VerifyReport {
+    verify_pinning(app, files, &[]).await
+}
+
+/// `verify --trusted FILE … --trusted-key KEY …`.
+pub(super) async fn verify_pinning(
+    app: &TestApp,
+    files: &[&std::path::Path],
+    pinned: &[civitas::audit::signature::PublicKey],
+) -> civitas::audit::VerifyReport {
     let mut lines = Vec::new();
     for f in files {
         lines.extend(civitas::audit::anchor::read(f).unwrap());
     }
     assert!(!lines.is_empty());
-    let how = civitas::audit::Verification::new(
-        app.app().settings.audit.checkpoint_interval,
-        app.app().clock.now(),
-    )
-    .trusting(&lines);
+    let how = civitas::audit::Verification::new(&app.app().settings.audit, app.app().clock.now())
+        .trusting(&lines)
+        .pinning(pinned);
     civitas::audit::verify(&app.app().db, &app.app().keys, &how)
         .await
         .unwrap()
@@ -128,7 +135,7 @@ pub(super) async fn hash_at(db: &Database, seq: i64) -> String {
 
 /// What a forger does: changes entry `at`'s detail, recomputes every hash
 /// from there on, and moves the head's hash along.
-async fn rewrite(db: &Database, at: i64, detail: &str) {
+pub(super) async fn rewrite(db: &Database, at: i64, detail: &str) {
     type Row = (
         i64,
         String,
@@ -406,10 +413,15 @@ async fn entries_left_uncovered_by_a_crash_are_reported_until_the_operator_accep
     checkpoint(&app).await;
     let b = verify(&app).await.broken.expect("not covered in time");
     assert_eq!(b.seq, 4, "{b:?}");
-    let accepted = civitas::audit::accept::accept(db, &app.app().keys, clock.now())
-        .await
-        .unwrap()
-        .unwrap();
+    let accepted = civitas::audit::accept::accept(
+        db,
+        &app.app().keys,
+        &app.app().settings.audit.checkpoint_file,
+        clock.now(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!((accepted.through_seq, accepted.marker), (5, None));
     let e = super::since(db, 5).await;
     assert_eq!(e[0].fact("action"), Some("audit.accept"), "recorded");
