@@ -31,6 +31,7 @@ mod mandate_guarantees;
 mod mandates;
 mod metrics;
 mod oidc;
+mod outbound;
 mod outbound_fetcher;
 mod passkey_races;
 mod passkeys;
