@@ -42,6 +42,9 @@ pub enum StartError {
     /// The eID connector key.
     #[error("eID connector: {0}")]
     Eid(String),
+    /// The outbound HTTP client.
+    #[error(transparent)]
+    Outbound(#[from] crate::outbound::BuildError),
     /// The listen address.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -130,7 +133,8 @@ impl Civitas {
         })
         .to_bytes();
         let keys = Arc::new(keys);
-        let clients = Clients::new(db.clone(), clock.clone());
+        let outbound = crate::outbound::Fetcher::for_issuer(&settings.issuer)?;
+        let clients = Clients::new(db.clone(), clock.clone(), outbound.clone());
         let accounts = Accounts::new(db.clone(), clock.clone());
         let sessions = Sessions::new(cache.clone(), clock.clone(), settings.sessions.clone());
         let pairwise = PairwiseKey::load(&db, clock.now()).await?;
@@ -148,6 +152,7 @@ impl Civitas {
             pairwise,
             eid_keys.clone(),
             mandates.clone(),
+            outbound.clone(),
         );
         let passkeys = crate::passkeys::Passkeys::new(
             &settings.issuer,
@@ -163,6 +168,7 @@ impl Civitas {
             &settings.issuer,
             cache.clone(),
             clock.clone(),
+            &outbound,
         )
         .map_err(StartError::Eid)?;
         Ok(Self {

@@ -409,7 +409,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 async fn clients(command: ClientsCommand, settings: &Settings, clock: SharedClock) -> CliResult {
     let db = Database::connect(&settings.database_url, &settings.database).await?;
     db.migrate().await?;
-    let registry = Clients::new(db, clock);
+    let outbound = crate::outbound::Fetcher::for_issuer(&settings.issuer)?;
+    let registry = Clients::new(db, clock, outbound);
     match command {
         ClientsCommand::Add {
             name,

@@ -31,6 +31,7 @@ pub mod mail;
 pub mod mandates;
 pub mod metrics;
 pub mod oidc;
+pub mod outbound;
 pub mod passkeys;
 pub mod secrets;
 pub mod sessions;

@@ -334,17 +334,12 @@ async fn audit_upkeep(
 
 /// Sends due back-channel logout tokens, every second.
 async fn deliver_logouts(app: Arc<Civitas>, mut stopped: watch::Receiver<bool>) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_default();
     loop {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stopped.wait_for(|s| *s) => return,
         }
-        if let Err(e) = app.oidc.deliver_logouts(&http).await {
+        if let Err(e) = app.oidc.deliver_logouts().await {
             tracing::warn!(error = %e, "back-channel logout queue could not be processed");
         }
     }

@@ -246,7 +246,8 @@ fn text(name: &str, v: Option<String>) -> Result<Option<String>, ClientError> {
     }
 }
 
-/// An https URL member (pages shown to users, key sets).
+/// An https URL member (pages shown to users, key sets). For the URLs
+/// Civitas fetches, `fetched::check_uris` then applies the fetcher's rules.
 fn https_url(
     name: &str,
     v: Option<String>,
@@ -491,8 +492,9 @@ impl MetadataRequest {
             }
             Some(other) => return Err(bad(format!("subject_type `{other}` is not supported"))),
         }
-        // Back-Channel Logout §2.2: an absolute URI without fragment; https
-        // (or http on loopback for development).
+        // Back-Channel Logout §2.2: an absolute URI without fragment. Whether
+        // Civitas may post to it (https; http on loopback only for a
+        // localhost issuer; no internal address) is `fetched::check_uris`.
         let backchannel_logout_uri = match self.backchannel_logout_uri {
             None => None,
             Some(u) => Some(
@@ -570,44 +572,6 @@ impl MetadataRequest {
             software_version: text("software_version", self.software_version)?,
         })
     }
-}
-
-/// OIDC Registration §5: the document at `sector_identifier_uri` must be a
-/// JSON array that holds every redirect URI of the client.
-///
-/// # Errors
-/// `invalid_client_metadata` if it cannot be fetched or does not list them all.
-pub async fn verify_sector(
-    metadata: &ClientMetadata,
-    http: &reqwest::Client,
-) -> Result<(), ClientError> {
-    let Some(uri) = &metadata.sector_identifier_uri else {
-        return Ok(());
-    };
-    let listed: Vec<String> = async {
-        let res = http.get(uri).send().await.ok()?;
-        if !res.status().is_success() {
-            return None;
-        }
-        let bytes = res.bytes().await.ok()?;
-        if bytes.len() > 64 * 1024 {
-            return None;
-        }
-        serde_json::from_slice(&bytes).ok()
-    }
-    .await
-    .ok_or_else(|| bad("sector_identifier_uri could not be fetched as a JSON array of URIs"))?;
-    if let Some(missing) = metadata
-        .redirect_uris
-        .iter()
-        .find(|r| !listed.iter().any(|l| l == r.as_str()))
-    {
-        return Err(bad(format!(
-            "sector_identifier_uri does not list the redirect URI `{}`",
-            missing.as_str()
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

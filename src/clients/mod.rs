@@ -6,6 +6,7 @@
 //! for every client unless the operator sets `public` (OIDC Core §8), in a
 //! sector fixed at registration ([`sector`]).
 
+pub mod fetched;
 pub mod metadata;
 pub mod sector;
 mod store;
@@ -24,6 +25,7 @@ pub use metadata::{
 
 use crate::audit::{self, Actor, Event, Kind};
 use crate::clock::{SharedClock, UnixTime};
+use crate::outbound::Fetcher;
 use crate::secrets::{Secret, SecretHash, random_token};
 use crate::store::{Database, StoreError};
 
@@ -204,7 +206,7 @@ pub struct Issued {
 pub struct Clients {
     db: Database,
     clock: SharedClock,
-    http: reqwest::Client,
+    outbound: Fetcher,
     recent: Arc<Mutex<HashMap<String, (Instant, Client)>>>,
 }
 
@@ -212,18 +214,13 @@ pub struct Clients {
 const RECENT_TTL: Duration = Duration::from_secs(5);
 
 impl Clients {
-    /// The registry on `db`.
+    /// The registry on `db`; `outbound` fetches sector documents.
     #[must_use]
-    pub fn new(db: Database, clock: SharedClock) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+    pub fn new(db: Database, clock: SharedClock, outbound: Fetcher) -> Self {
         Self {
             db,
             clock,
-            http,
+            outbound,
             recent: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -231,7 +228,9 @@ impl Clients {
     /// Registers a client with validated metadata.
     ///
     /// # Errors
-    /// If the database fails.
+    /// A URI Civitas would not fetch ([`fetched::check_uris`]), a sector
+    /// document that cannot be fetched or does not list every redirect URI,
+    /// or a database failure.
     #[tracing::instrument(skip_all, fields(client_id))]
     pub async fn register(
         &self,
@@ -239,7 +238,8 @@ impl Clients {
         options: OperatorOptions,
         actor: &Actor,
     ) -> Result<Issued, ClientError> {
-        metadata::verify_sector(&metadata, &self.http).await?;
+        fetched::check_uris(&metadata, &self.outbound)?;
+        fetched::verify_sector(&metadata, &self.outbound).await?;
         let now = self.clock.now();
         let client_secret = metadata
             .token_endpoint_auth_method
@@ -370,8 +370,9 @@ impl Clients {
     /// then refused.
     ///
     /// # Errors
-    /// Metadata outside the client's sector, a sector document that does
-    /// not list every redirect URI, or a database failure.
+    /// Metadata outside the client's sector, a URI Civitas would not fetch,
+    /// a sector document that cannot be fetched or does not list every
+    /// redirect URI, or a database failure.
     pub async fn update(
         &self,
         client: &Client,
@@ -387,7 +388,8 @@ impl Clients {
             tracing::warn!(client_id = %client.client_id, "update refused: it would leave the client's pairwise sector");
             return Err(e);
         }
-        metadata::verify_sector(&metadata, &self.http).await?;
+        fetched::check_uris(&metadata, &self.outbound)?;
+        fetched::verify_sector(&metadata, &self.outbound).await?;
         let mut updated = client.clone();
         updated.sector = stored;
         let uses_secret = metadata.token_endpoint_auth_method.uses_secret();

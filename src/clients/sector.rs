@@ -10,7 +10,7 @@
 //! `client_id` (protocol review M7). An update keeps the stored sector and
 //! is refused when its metadata would give another one, unless that
 //! metadata names a `sector_identifier_uri` on the stored sector, whose
-//! document (fetched and checked by `metadata::verify_sector`) then lists
+//! document (fetched and checked by `fetched::verify_sector`) then lists
 //! every new redirect URI.
 //!
 //! Clients registered before the sector was stored (migration 0012) get it
@@ -78,7 +78,7 @@ pub fn legacy(metadata: &ClientMetadata, client_id: &ClientId) -> String {
 /// May a client of sector `stored` take `metadata`? Only if the metadata
 /// gives the same sector; or, for a client of the shared loopback sector of
 /// before 0012, if it stays loopback-only (the sector stays what it was).
-/// The sector document itself is checked by `metadata::verify_sector`.
+/// The sector document itself is checked by `fetched::verify_sector`.
 ///
 /// # Errors
 /// `invalid_client_metadata` for a `sector_identifier_uri` on another host,

@@ -178,7 +178,7 @@ pub struct Connectors {
     settings: Arc<Vec<ConnectorSettings>>,
     key: Arc<ConnectorKey>,
     redirect_uri: String,
-    http: reqwest::Client,
+    http: crate::outbound::Upstream,
     cache: Cache,
     clock: SharedClock,
     metadata: Arc<Mutex<HashMap<String, CoreProviderMetadata>>>,
@@ -193,7 +193,8 @@ impl std::fmt::Debug for Connectors {
 }
 
 impl Connectors {
-    /// The connectors of `settings`, with the connector key from `keys_dir`.
+    /// The connectors of `settings`, with the connector key from `keys_dir`;
+    /// every request to an upstream goes through `outbound`.
     ///
     /// # Errors
     /// If the key cannot be read or created.
@@ -203,16 +204,13 @@ impl Connectors {
         issuer: &str,
         cache: Cache,
         clock: SharedClock,
+        outbound: &crate::outbound::Fetcher,
     ) -> Result<Self, String> {
         Ok(Self {
             settings: Arc::new(settings),
             key: Arc::new(ConnectorKey::load_or_create(keys_dir)?),
             redirect_uri: format!("{issuer}/eid/callback"),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default(),
+            http: outbound.upstream(crate::outbound::Use::Eid),
             cache,
             clock,
             metadata: Arc::new(Mutex::new(HashMap::new())),

@@ -21,6 +21,7 @@ use super::{OAuthError, Provider};
 use crate::clients::metadata::CLIENT_ASSERTION_ALGS;
 use crate::clients::{AuthMethod, Client};
 use crate::ephemeral::{Ephemeral as _, Key, Namespace};
+use crate::outbound::{Fetcher, Use};
 
 /// RFC 7523 §2.2.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -76,12 +77,13 @@ impl ClientCredentials {
     }
 }
 
-/// Clients' key sets fetched from `jwks_uri`, cached per instance; and the
-/// verifiers parsed from clients' keys, so that a key is parsed once, not at
-/// every assertion (parsing a P-256 key costs more than verifying with it).
+/// Clients' key sets fetched from `jwks_uri` (through the [`Fetcher`]),
+/// cached per instance; and the verifiers parsed from clients' keys, so that
+/// a key is parsed once, not at every assertion (parsing a P-256 key costs
+/// more than verifying with it).
 #[derive(Clone)]
 pub struct JwksCache {
-    http: reqwest::Client,
+    outbound: Fetcher,
     entries: Arc<Mutex<HashMap<String, (Instant, serde_json::Value)>>>,
     /// Keyed by the algorithm and the JWK's whole JSON text, so a changed key
     /// is a new entry and never meets an old verifier.
@@ -101,16 +103,11 @@ const JWKS_TTL: Duration = Duration::from_secs(300);
 const JWKS_MIN_REFETCH: Duration = Duration::from_secs(10);
 
 impl JwksCache {
-    /// An empty cache.
+    /// An empty cache fetching through `outbound`.
     #[must_use]
-    pub fn new() -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+    pub fn new(outbound: Fetcher) -> Self {
         Self {
-            http,
+            outbound,
             entries: Arc::new(Mutex::new(HashMap::new())),
             verifiers: Arc::new(RwLock::new(HashMap::new())),
         }
@@ -178,36 +175,36 @@ impl JwksCache {
     }
 
     /// The key set at `uri`; fetched again when `refresh` and the cached copy
-    /// is older than a few seconds (a client that rotated its keys).
-    async fn get(&self, uri: &str, refresh: bool) -> Result<serde_json::Value, OAuthError> {
+    /// is older than a few seconds (a client that rotated its keys). `None`
+    /// if it could not be fetched (the fetcher logs why).
+    async fn get(&self, uri: &str, refresh: bool) -> Option<serde_json::Value> {
         let max_age = if refresh { JWKS_MIN_REFETCH } else { JWKS_TTL };
         if let Some(v) = self.cached(uri, max_age) {
-            return Ok(v);
+            return Some(v);
         }
-        let fetched = async {
-            let res = self.http.get(uri).send().await.ok()?;
-            if !res.status().is_success() {
-                return None;
-            }
-            let bytes = res.bytes().await.ok()?;
-            if bytes.len() > 64 * 1024 {
-                return None;
-            }
-            serde_json::from_slice::<serde_json::Value>(&bytes).ok()
-        }
-        .await
-        .ok_or_else(|| OAuthError::invalid_client("the client's jwks_uri could not be fetched"))?;
+        let fetched: serde_json::Value = self.outbound.get_json(uri, Use::ClientJwks).await.ok()?;
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(uri.to_owned(), (Instant::now(), fetched.clone()));
-        Ok(fetched)
+        Some(fetched)
     }
-}
 
-impl Default for JwksCache {
-    fn default() -> Self {
-        Self::new()
+    /// Verifies `token` against the key set at `uri`, fetched again once if
+    /// no cached key verifies it. `None` both when no key verifies and when
+    /// the key set could not be fetched: a caller cannot tell the two apart.
+    async fn verify_remote(
+        &self,
+        uri: &str,
+        token: &str,
+        alg: &str,
+        kid: Option<&str>,
+    ) -> Option<serde_json::Value> {
+        let jwks = self.get(uri, false).await?;
+        if let Some(claims) = self.verify_with(&jwks, token, alg, kid) {
+            return Some(claims);
+        }
+        self.verify_with(&self.get(uri, true).await?, token, alg, kid)
     }
 }
 
@@ -354,19 +351,14 @@ impl Provider {
             return Err(bad("alg is not the registered one"));
         }
         let kid = header["kid"].as_str();
+        // One answer whether no key verifies or the jwks_uri could not be
+        // fetched (review M3: no oracle on what the jwks_uri reaches).
         let claims = match (&client.metadata.jwks, &client.metadata.jwks_uri) {
             (Some(jwks), _) => self.jwks_cache.verify_with(jwks, assertion, alg, kid),
             (None, Some(uri)) => {
-                let jwks = self.jwks_cache.get(uri, false).await?;
-                match self.jwks_cache.verify_with(&jwks, assertion, alg, kid) {
-                    Some(c) => Some(c),
-                    None => self.jwks_cache.verify_with(
-                        &self.jwks_cache.get(uri, true).await?,
-                        assertion,
-                        alg,
-                        kid,
-                    ),
-                }
+                self.jwks_cache
+                    .verify_remote(uri, assertion, alg, kid)
+                    .await
             }
             (None, None) => None,
         }

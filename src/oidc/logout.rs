@@ -19,6 +19,7 @@ use crate::accounts::AccountId;
 use crate::clients::Client;
 use crate::clock::UnixTime;
 use crate::ephemeral::{Ephemeral as _, Key, Namespace};
+use crate::outbound::Use;
 use crate::secrets::{Secret, random_token};
 use crate::sessions::Session;
 
@@ -249,13 +250,14 @@ impl Provider {
             .sign(Self::id_token_alg(client), "logout+jwt", &claims)?)
     }
 
-    /// Sends the back-channel logouts that are due; returns how many were
-    /// delivered. Safe to run on every instance at once: each delivery is
-    /// claimed with a conditional update before it is sent.
+    /// Sends the back-channel logouts that are due, through the outbound
+    /// fetcher (a URI on a refused address is never posted to); returns how
+    /// many were delivered. Safe to run on every instance at once: each
+    /// delivery is claimed with a conditional update before it is sent.
     ///
     /// # Errors
     /// If the database fails.
-    pub async fn deliver_logouts(&self, http: &reqwest::Client) -> Result<usize, OAuthError> {
+    pub async fn deliver_logouts(&self) -> Result<usize, OAuthError> {
         let now = self.clock.now();
         let due = sqlx::query(
             "SELECT delivery_id, client_id, uri, account_id, sid, attempts, next_attempt_at FROM logout_deliveries \
@@ -291,7 +293,11 @@ impl Provider {
                 None => Err("the client no longer exists".to_owned()),
                 Some(client) => {
                     let token = self.logout_token(&client, &account, &sid)?;
-                    post_logout_token(http, &uri, &token).await
+                    // §2.8: 200 (or 204) means the RP logged the session out.
+                    self.outbound
+                        .post_form(&uri, &[("logout_token", &token)], Use::BackchannelLogout)
+                        .await
+                        .map_err(|e| format!("not delivered: {}", e.reason()))
                 }
             };
             match result {
@@ -324,21 +330,6 @@ impl Provider {
 /// Seconds before attempt `n` (1-based) is retried: 1, 2, 4 … capped at an hour.
 fn backoff_secs(n: i64) -> u64 {
     1u64 << u32::try_from(n.clamp(0, 12)).unwrap_or(12).min(12)
-}
-
-async fn post_logout_token(http: &reqwest::Client, uri: &str, token: &str) -> Result<(), String> {
-    let res = http
-        .post(uri)
-        .form(&[("logout_token", token)])
-        .send()
-        .await
-        .map_err(|e| format!("request failed: {}", e.without_url()))?;
-    // §2.8: 200 (or 204) means the RP logged the session out.
-    if res.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("the relying party answered {}", res.status()))
-    }
 }
 
 /// When a delivery's next attempt is due (for tests and monitoring).

@@ -142,6 +142,7 @@ pub struct Provider {
     pairwise: subject::PairwiseKey,
     eid_keys: crate::eid::EidKeys,
     mandates: crate::mandates::Mandates,
+    outbound: crate::outbound::Fetcher,
     jwks_cache: JwksCache,
     endpoints: Arc<Endpoints>,
 }
@@ -169,6 +170,7 @@ impl Provider {
         pairwise: subject::PairwiseKey,
         eid_keys: crate::eid::EidKeys,
         mandates: crate::mandates::Mandates,
+        outbound: crate::outbound::Fetcher,
     ) -> Self {
         let url = |p: &str| format!("{}{p}", settings.issuer);
         let endpoints = Arc::new(Endpoints {
@@ -177,7 +179,8 @@ impl Provider {
             revocation: url(discovery::paths::REVOCATION),
         });
         Self {
-            jwks_cache: JwksCache::new(),
+            jwks_cache: JwksCache::new(outbound.clone()),
+            outbound,
             settings,
             clock,
             db,

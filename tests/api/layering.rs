@@ -68,3 +68,43 @@ fn only_the_clock_module_reads_the_wall_clock() {
         );
     }
 }
+
+/// Every outbound connection to a URL a client or an upstream chose goes
+/// through `src/outbound` (review M3): no other module of the server builds
+/// an HTTP client. The test kit and the benchmark are clients of Civitas,
+/// not part of the server.
+#[test]
+fn only_the_outbound_module_builds_an_http_client() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let allowed = ["outbound", "testkit", "bin"];
+    let mut offenders = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(&src).unwrap();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_str()
+            .unwrap();
+        if allowed.contains(&top) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        for built in [
+            "reqwest::Client::builder",
+            "reqwest::Client::new",
+            "ClientBuilder",
+        ] {
+            if text.contains(built) {
+                offenders.push(format!("{} uses {built}", rel.display()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "outbound fetches go through civitas::outbound::Fetcher: {offenders:?}"
+    );
+}

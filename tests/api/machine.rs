@@ -127,7 +127,13 @@ async fn a_payment_system_gets_a_scoped_machine_token(stack: Stack) {
     );
 }
 
-fn assertion(key: &EcKeyPair, client_id: &str, aud: &str, exp_in: i64, jti: &str) -> String {
+pub(crate) fn assertion(
+    key: &EcKeyPair,
+    client_id: &str,
+    aud: &str,
+    exp_in: i64,
+    jti: &str,
+) -> String {
     let mut header = JwsHeader::new();
     header.set_key_id("k1");
     let mut payload = JwtPayload::new();

@@ -34,6 +34,8 @@ mod mandate_races;
 mod mandates;
 mod metrics;
 mod oidc;
+mod outbound;
+mod outbound_fetcher;
 mod passkey_races;
 mod passkeys;
 mod registration;

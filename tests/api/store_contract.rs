@@ -18,6 +18,11 @@ async fn database(stack: Stack) -> Option<(Arc<TestEnv>, Database)> {
     Some((env, db))
 }
 
+/// The fetcher of a production instance (these tests fetch nothing).
+fn outbound() -> civitas::outbound::Fetcher {
+    civitas::outbound::Fetcher::for_issuer("https://id.example.gov").unwrap()
+}
+
 fn metadata(json: serde_json::Value) -> civitas::clients::ClientMetadata {
     serde_json::from_value::<MetadataRequest>(json)
         .unwrap()
@@ -39,7 +44,7 @@ async fn clients_round_trip_through_the_store(stack: Stack) {
     };
     let clock = ManualClock::new(UnixTime(1_700_000_000));
     let shared: SharedClock = Arc::new(clock.clone());
-    let clients = Clients::new(db, shared);
+    let clients = Clients::new(db, shared, outbound());
     let meta = metadata(serde_json::json!({
         "redirect_uris": ["https://portal.agency.example/cb"],
         "client_name": "Permit portal — Ünïcode ✓",
@@ -118,7 +123,7 @@ async fn a_registration_token_can_be_rotated_only_once(stack: Stack) {
     let Some((_env, db)) = database(stack).await else {
         return;
     };
-    let clients = Clients::new(db, Arc::new(civitas::clock::SystemClock));
+    let clients = Clients::new(db, Arc::new(civitas::clock::SystemClock), outbound());
     let issued = clients
         .register(
             metadata(serde_json::json!({"grant_types": ["client_credentials"]})),
